@@ -1,0 +1,148 @@
+"""Audio in and out: load anything, check it, make it mono 22,050 Hz float32, write it safely.
+
+Every problem with an input file raises :class:`AudioError`, whose message names the file
+and says what is wrong in one line. Front ends (CLI, web page, batch) print that line.
+
+Shapes: a waveform is a 1-D float32 numpy array in [-1, 1] at ``sample_rate``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SUPPORTED = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
+SILENCE_DBFS = -60.0        # a file whose peak is below this is "all silence"
+TRIM_DB = 40.0              # leading/trailing frames this far below the peak are trimmed
+TARGET_RMS_DBFS = -23.0     # loudness normalisation target for speech frames
+MIN_SECONDS = 0.5
+MAX_SECONDS = 60.0
+
+
+class AudioError(ValueError):
+    """A bad input file. ``str(err)`` is one line: ``'<file>: <problem>'``."""
+
+    def __init__(self, path, problem: str):
+        self.path, self.problem = str(path), problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+def load_audio(path, sample_rate: int = 22050, *, min_seconds: float = MIN_SECONDS,
+               max_seconds: float = MAX_SECONDS, trim: bool = True,
+               normalize: bool = True) -> np.ndarray:
+    """Read ``path`` (wav/flac/ogg/opus/mp3, any rate, any channels) -> mono float32 at ``sample_rate``."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a folder, not an audio file")
+    if path.suffix.lower() not in SUPPORTED:
+        raise AudioError(path, f"unsupported format '{path.suffix or '(no extension)'}' "
+                               f"(use one of {', '.join(SUPPORTED)})")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        info = sf.info(str(path))
+        if info.frames == 0 or info.samplerate <= 0:
+            raise AudioError(path, "empty audio (no samples)")
+        if max_seconds and info.frames / info.samplerate > max_seconds:
+            raise AudioError(path, f"too long: {info.frames / info.samplerate:.1f} s "
+                                   f"(the limit is {max_seconds:g} s)")
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except Exception as e:  # libsndfile says "Format not recognised", "unknown format", ...
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise AudioError(path, f"unreadable or corrupt audio ({detail})") from None
+    return prepare(wav.mean(axis=1), sr, path, sample_rate=sample_rate, min_seconds=min_seconds,
+                   max_seconds=max_seconds, trim=trim, normalize=normalize)
+
+
+def prepare(wav: np.ndarray, sr: int, name="<array>", *, sample_rate: int = 22050,
+            min_seconds: float = MIN_SECONDS, max_seconds: float = MAX_SECONDS,
+            trim: bool = True, normalize: bool = True) -> np.ndarray:
+    """Check and condition a waveform already in memory (mono or (T, channels))."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 2:
+        wav = wav.mean(axis=1)
+    if wav.size == 0:
+        raise AudioError(name, "empty audio (no samples)")
+    if not np.isfinite(wav).all():
+        raise AudioError(name, "contains NaN or infinite samples")
+    if max_seconds and wav.size / sr > max_seconds:
+        raise AudioError(name, f"too long: {wav.size / sr:.1f} s (the limit is {max_seconds:g} s)")
+    if sr != sample_rate:
+        wav = soxr.resample(wav, sr, sample_rate, quality="HQ").astype(np.float32)
+    peak = float(np.abs(wav).max())
+    if peak == 0.0 or 20 * np.log10(peak) < SILENCE_DBFS:
+        raise AudioError(name, f"all silence (peak below {SILENCE_DBFS:g} dBFS)")
+    if trim:
+        wav = trim_silence(wav)
+    if wav.size / sample_rate < min_seconds:
+        raise AudioError(name, f"too short: {wav.size / sample_rate:.2f} s of sound "
+                               f"(at least {min_seconds:g} s needed)")
+    if normalize:
+        wav = normalize_loudness(wav)
+    return wav
+
+
+def trim_silence(wav: np.ndarray, top_db: float = TRIM_DB, frame: int = 1024,
+                 hop: int = 256) -> np.ndarray:
+    """Cut leading and trailing frames quieter than ``top_db`` below the loudest frame."""
+    if wav.size < frame:
+        return wav
+    n = 1 + (wav.size - frame) // hop
+    idx = np.arange(frame)[None, :] + hop * np.arange(n)[:, None]
+    rms = np.sqrt(np.mean(wav[idx] ** 2, axis=1) + 1e-12)
+    db = 20 * np.log10(rms / rms.max())
+    loud = np.flatnonzero(db > -top_db)
+    start, end = loud[0] * hop, min(wav.size, loud[-1] * hop + frame)
+    return wav[start:end]
+
+
+def normalize_loudness(wav: np.ndarray, target_dbfs: float = TARGET_RMS_DBFS) -> np.ndarray:
+    """Scale so that the RMS of the louder half of the frames is ``target_dbfs``; never clip."""
+    frames = wav[: wav.size // 256 * 256].reshape(-1, 256) if wav.size >= 256 else wav[None]
+    rms = np.sqrt(np.mean(frames ** 2, axis=1))
+    active = rms[rms >= np.median(rms)]
+    level = float(np.sqrt(np.mean(active ** 2))) + 1e-9
+    out = wav * (10 ** (target_dbfs / 20) / level)
+    peak = float(np.abs(out).max())
+    if peak > 0.99:
+        out *= 0.99 / peak
+    return out.astype(np.float32)
+
+
+def match_loudness(wav: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Scale ``wav`` to the loudness of ``reference`` (same measure as :func:`normalize_loudness`)."""
+    ref = reference[: reference.size // 256 * 256].reshape(-1, 256)
+    rms = np.sqrt(np.mean(ref ** 2, axis=1))
+    active = rms[rms >= np.median(rms)]
+    return normalize_loudness(wav, 20 * np.log10(float(np.sqrt(np.mean(active ** 2))) + 1e-9))
+
+
+def save_audio(path, wav: np.ndarray, sample_rate: int, *, out_rate: int | None = None) -> Path:
+    """Write atomically (temporary file in the same folder, then rename): a reader never
+    sees a half-written file. The format follows the extension (.wav, .flac, .ogg)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wav = np.asarray(wav, dtype=np.float32)
+    if out_rate and out_rate != sample_rate:
+        wav, sample_rate = soxr.resample(wav, sample_rate, out_rate).astype(np.float32), out_rate
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: cannot write format '{path.suffix}' (use .wav, .flac or .ogg)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(wav, -1, 1), sample_rate, format=fmt,
+                 subtype="PCM_16" if fmt != "OGG" else None)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,150 @@
+"""The ``vc`` command. Each sub-command lives with the code it runs; this file only wires them.
+
+Exit status: 0 success, 1 some rows of a batch failed, 2 bad input or a wrong command (with a
+one-line message on stderr, never a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+vc: one-shot voice conversion. Give it two recordings, A and B, of any two people:
+it says A's words in B's voice, and B's words in A's voice.
+
+  vc convert SOURCE.wav TARGET.wav -o OUT.wav   SOURCE's words in TARGET's voice
+  vc swap A.wav B.wav -o OUT_DIR                 both directions at once
+  vc batch PAIRS.tsv -o OUT_DIR                  thousands of pairs, resumable
+  vc demo                                        the web page (http://127.0.0.1:7860)
+  vc train / vc evaluate / vc export             make, measure and ship your own model
+
+Audio: wav, flac, ogg, opus or mp3, any sample rate, mono or stereo, 0.5 s to 60 s.
+Without --model the installed default model is used.
+Run `vc COMMAND --help` for the options of one command.
+"""
+
+
+class UsageError(Exception):
+    """A wrong command line: printed as one line, exit status 2."""
+
+
+def add_model_options(p: argparse.ArgumentParser, vocoder: bool = True):
+    p.add_argument("--model", metavar="CKPT", help="checkpoint to use (default: the installed default model)")
+    if vocoder:
+        p.add_argument("--vocoder", choices=("hifigan", "griffinlim"), default="hifigan",
+                       help="hifigan: natural (default); griffinlim: no neural vocoder, robotic but fast")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps ...")
+
+
+def _set_threads():
+    import torch
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+def cmd_convert(args) -> int:
+    import vc
+    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
+    out = conv.convert_file(args.source, args.target, args.output)
+    print(f"wrote {out}  ({args.source}'s words in {args.target}'s voice)")
+    return 0
+
+
+def cmd_swap(args) -> int:
+    import vc
+    from .audio import save_audio
+    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
+    ab, ba = conv.swap(args.a, args.b)
+    out = Path(args.output)
+    a, b = Path(args.a).stem, Path(args.b).stem
+    for name, wav, what in ((f"{a}_in_voice_of_{b}.wav", ab, f"{a}'s words in {b}'s voice"),
+                            (f"{b}_in_voice_of_{a}.wav", ba, f"{b}'s words in {a}'s voice")):
+        print(f"wrote {save_audio(out / name, wav, conv.sample_rate)}  ({what})")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import main as train_main
+    _set_threads()
+    train_main(args.config, args.data, args.out, resume=args.resume, device=args.device,
+               steps=args.steps, progress=not args.no_progress)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .checkpoint import export_checkpoint
+    out = export_checkpoint(args.checkpoint, args.output)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): use it with `vc convert --model {out}`")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vc", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    from . import __version__
+    parser.add_argument("--version", action="version", version=f"vc {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("convert", help="SOURCE's words in TARGET's voice",
+                       description="Say the words of SOURCE in the voice of TARGET.")
+    p.add_argument("source", help="what is said (audio file)")
+    p.add_argument("target", help="who says it (audio file of the target voice)")
+    p.add_argument("-o", "--output", required=True, help="output file (.wav, .flac or .ogg)")
+    add_model_options(p)
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("swap", help="A's words in B's voice and B's words in A's voice",
+                       description="Convert both ways: writes A_in_voice_of_B.wav and B_in_voice_of_A.wav.")
+    p.add_argument("a", help="first recording")
+    p.add_argument("b", help="second recording")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    add_model_options(p)
+    p.set_defaults(func=cmd_swap)
+
+    p = sub.add_parser("train", help="train a model (see recipes/ for VCTK)",
+                       description="Train a model; --resume continues an interrupted run exactly.")
+    p.add_argument("--config", help="YAML of vc.train.TrainConfig fields (default: vc/configs/default.yaml)")
+    p.add_argument("--data", required=True, help="manifest .tsv, VCTK root, or folder with one sub-folder per speaker")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, TensorBoard)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    p.add_argument("--steps", type=int, help="stop at this step (default: the config's steps)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export", help="strip training state from a checkpoint for inference",
+                       description="Write the small inference-only file that --model and the web page take.")
+    p.add_argument("checkpoint")
+    p.add_argument("-o", "--output", required=True)
+    p.set_defaults(func=cmd_export)
+
+    for module in ("evaluate", "batch", "demo"):
+        try:
+            mod = __import__(f"vc.{module}", fromlist=["register"])
+        except ImportError:
+            continue
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    from .audio import AudioError
+    from .checkpoint import CheckpointError
+    from .convert import NoModelError
+    from .vocoder import VocoderError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (AudioError, CheckpointError, NoModelError, VocoderError, UsageError,
+            FileNotFoundError, ValueError) as e:
+        print(f"vc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vc {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,39 @@
+"""Training objectives.
+
+reconstruction   L1 between the decoded and the original log-mel, (B, n_mels, T) each.
+classifier       cross-entropy of the adversary on (detached) content codes: it learns to name
+                 the speaker of a content code.
+adversarial      what the encoder minimises to defeat the adversary, logits (B, n_speakers):
+                 ``uniform``  KL(uniform || p): push the adversary's belief to "anyone" (0 at uniform);
+                 ``neg_ce``   minus the cross-entropy (Chou et al. 2018): make it wrong; unbounded,
+                              so it is clipped at log(n_speakers) to stay stable.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (pred - target).abs().mean()
+
+
+def classifier(logits: torch.Tensor, speakers: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits, speakers)
+
+
+def adversarial(logits: torch.Tensor, speakers: torch.Tensor, kind: str = "uniform") -> torch.Tensor:
+    if kind == "uniform":
+        return -F.log_softmax(logits, dim=1).mean(dim=1).mean() - math.log(logits.shape[1])
+    if kind == "neg_ce":
+        return -torch.clamp(F.cross_entropy(logits, speakers), max=math.log(logits.shape[1]))
+    raise ValueError(f"unknown adversarial loss '{kind}' (uniform or neg_ce)")
+
+
+def adversarial_weight(step: int, weight: float, warmup: int, ramp: int) -> float:
+    """Chou et al. 2018 schedule: 0 while the adversary warms up, then a linear ramp to ``weight``."""
+    if step < warmup:
+        return 0.0
+    return weight * min(1.0, (step - warmup) / max(1, ramp))

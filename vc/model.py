@@ -1,0 +1,268 @@
+"""The disentangling autoencoder: content encoder, speaker encoder, AdaIN decoder, adversary.
+
+Lineage: Chou et al. 2018 (an adversarial speaker classifier on the content code) and AdaIN-VC
+(Chou, Yeh and Lee 2019: instance normalisation without affine parameters strips speaker
+statistics from the content path; adaptive instance normalisation puts the speaker back).
+
+Shapes at the boundaries (B batch, T mel frames, D = 2 ** len(strides) time downsampling):
+    mel            (B, n_mels, T)          log-mel, as vc.features computes it
+    Code.content   (B, content_dim, T'/D)  T' = T padded up to a multiple of D
+    Code.speaker   (B, speaker_dim)        one vector per utterance, any T
+    decode(code)   (B, n_mels, T)          cropped back to the input's length
+Unbatched (n_mels, T) inputs are accepted and give unbatched outputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    n_mels: int = 80
+    channels: int = 192          # width of content encoder and decoder
+    content_dim: int = 8         # the bottleneck: channels of the content code
+    speaker_channels: int = 128  # width of the speaker encoder
+    speaker_dim: int = 128       # size of the speaker vector
+    kernel: int = 5
+    strides: tuple = (2, 2)      # time downsampling of the content code (here 4x: ~21 codes/s)
+    blocks_per_stage: int = 1    # residual blocks per time resolution
+    classifier_channels: int = 256
+    content_noise: float = 0.0   # std of Gaussian noise on the (unit-variance) content code in training
+    mel_mean: float = -5.0       # fixed input scaling of log-mels
+    mel_std: float = 2.5
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["strides"] = list(self.strides)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        d = dict(d)
+        d["strides"] = tuple(d.get("strides", (2, 2)))
+        return cls(**d)
+
+    @property
+    def downsample(self) -> int:
+        return math.prod(self.strides)
+
+
+@dataclass
+class Code:
+    """The split code of a batch of utterances: what is said, and who says it."""
+    content: torch.Tensor   # (B, content_dim, frames')
+    speaker: torch.Tensor   # (B, speaker_dim)
+    frames: int             # length in mel frames of the utterance it came from
+
+    def with_speaker(self, speaker: torch.Tensor) -> "Code":
+        return replace(self, speaker=speaker)
+
+
+def conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv1d:
+    return nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2)
+
+
+def instance_norm(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Per-utterance, per-channel normalisation over time, without affine parameters."""
+    mean = x.mean(dim=2, keepdim=True)
+    var = x.var(dim=2, keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + eps)
+
+
+class AdaIN(nn.Module):
+    """Instance norm whose scale and shift come from the speaker vector."""
+
+    def __init__(self, channels: int, speaker_dim: int):
+        super().__init__()
+        self.proj = nn.Linear(speaker_dim, 2 * channels)
+
+    def forward(self, x: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(spk).unsqueeze(2).chunk(2, dim=1)
+        return instance_norm(x) * (1 + gamma) + beta
+
+
+class ResBlock(nn.Module):
+    """Two convolutions with a skip; normalised by IN (encoder), AdaIN (decoder) or nothing."""
+
+    def __init__(self, channels: int, kernel: int, norm: str, speaker_dim: int = 0):
+        super().__init__()
+        self.conv1, self.conv2 = conv(channels, channels, kernel), conv(channels, channels, kernel)
+        self.norm = norm
+        if norm == "adain":
+            self.ada1, self.ada2 = AdaIN(channels, speaker_dim), AdaIN(channels, speaker_dim)
+
+    def _norm(self, x, spk, i):
+        if self.norm == "in":
+            return instance_norm(x)
+        if self.norm == "adain":
+            return (self.ada1 if i == 1 else self.ada2)(x, spk)
+        return x
+
+    def forward(self, x: torch.Tensor, spk: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.leaky_relu(self._norm(self.conv1(x), spk, 1), 0.2)
+        h = self._norm(self.conv2(h), spk, 2)
+        return F.leaky_relu(x + h, 0.2)
+
+
+class ContentEncoder(nn.Module):
+    """(B, n_mels, T) -> (B, content_dim, T / D), each channel zero-mean unit-variance over time."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        C = cfg.channels
+        self.inp = conv(cfg.n_mels, C, cfg.kernel)
+        self.stages = nn.ModuleList()
+        for s in cfg.strides:
+            self.stages.append(nn.ModuleList(
+                [ResBlock(C, cfg.kernel, "in") for _ in range(cfg.blocks_per_stage)]
+                + [nn.Conv1d(C, C, 2 * s, stride=s, padding=s // 2)]))
+        self.last = nn.ModuleList([ResBlock(C, cfg.kernel, "in") for _ in range(cfg.blocks_per_stage)])
+        self.out = nn.Conv1d(C, cfg.content_dim, 1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(instance_norm(self.inp(mel)), 0.2)
+        for stage in self.stages:
+            for block in stage[:-1]:
+                x = block(x)
+            x = F.leaky_relu(instance_norm(stage[-1](x)), 0.2)   # T -> T / stride
+        for block in self.last:
+            x = block(x)
+        return instance_norm(self.out(x))
+
+
+class SpeakerEncoder(nn.Module):
+    """(B, n_mels, T) -> (B, speaker_dim): convolutions, then the mean over time (any T)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        C = cfg.speaker_channels
+        self.inp = conv(cfg.n_mels, C, cfg.kernel)
+        self.blocks = nn.ModuleList([ResBlock(C, cfg.kernel, "none") for _ in range(2)])
+        self.down = conv(C, C, 4, stride=2)
+        self.head = nn.Sequential(nn.Linear(2 * C, C), nn.LeakyReLU(0.2), nn.Linear(C, cfg.speaker_dim))
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.inp(mel), 0.2)
+        x = self.blocks[0](x)
+        x = self.blocks[1](F.leaky_relu(self.down(x), 0.2))
+        stats = torch.cat([x.mean(dim=2), x.std(dim=2, unbiased=False)], dim=1)   # (B, 2C)
+        return self.head(stats)
+
+
+class Decoder(nn.Module):
+    """(B, content_dim, T / D) and (B, speaker_dim) -> (B, n_mels, T)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        C, K = cfg.channels, cfg.kernel
+        self.inp = conv(cfg.content_dim, C, K)
+        self.first = nn.ModuleList([ResBlock(C, K, "adain", cfg.speaker_dim)
+                                    for _ in range(cfg.blocks_per_stage)])
+        self.stages = nn.ModuleList()
+        self.strides = cfg.strides
+        for s in reversed(cfg.strides):
+            self.stages.append(nn.ModuleList([conv(C, C, K)] + [ResBlock(C, K, "adain", cfg.speaker_dim)
+                                                                for _ in range(cfg.blocks_per_stage)]))
+        self.out = nn.Conv1d(C, cfg.n_mels, 1)
+
+    def forward(self, content: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
+        x = F.leaky_relu(self.inp(content), 0.2)
+        for block in self.first:
+            x = block(x, spk)
+        for s, stage in zip(reversed(self.strides), self.stages):
+            x = F.leaky_relu(stage[0](F.interpolate(x, scale_factor=s, mode="nearest")), 0.2)
+            for block in stage[1:]:
+                x = block(x, spk)
+        return self.out(x)
+
+
+class SpeakerClassifier(nn.Module):
+    """The adversary (training only): which training speaker does this content code come from?
+    (B, content_dim, T / D) -> logits (B, n_speakers)."""
+
+    def __init__(self, cfg: ModelConfig, n_speakers: int):
+        super().__init__()
+        C = cfg.classifier_channels
+        self.net = nn.Sequential(conv(cfg.content_dim, C, cfg.kernel), nn.LeakyReLU(0.2),
+                                 conv(C, C, cfg.kernel), nn.LeakyReLU(0.2),
+                                 conv(C, C, cfg.kernel), nn.LeakyReLU(0.2))
+        self.head = nn.Linear(2 * C, n_speakers)
+
+    def forward(self, content: torch.Tensor) -> torch.Tensor:
+        x = self.net(content)
+        return self.head(torch.cat([x.mean(dim=2), x.std(dim=2, unbiased=False)], dim=1))
+
+
+class VoiceConverter(nn.Module):
+    """Encoder-decoder with a content/speaker split: everything inference needs."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.content_encoder = ContentEncoder(cfg)
+        self.speaker_encoder = SpeakerEncoder(cfg)
+        self.decoder = Decoder(cfg)
+
+    # -- helpers -------------------------------------------------------------------------
+    def _batched(self, mel: torch.Tensor) -> torch.Tensor:
+        if mel.dim() == 2:
+            mel = mel[None]
+        if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
+            raise ValueError(f"expected a mel of shape (B, {self.cfg.n_mels}, T), got {tuple(mel.shape)}")
+        return (mel - self.cfg.mel_mean) / self.cfg.mel_std
+
+    def _pad(self, x: torch.Tensor) -> torch.Tensor:
+        d = self.cfg.downsample
+        target = max(2 * d, -(-x.shape[2] // d) * d)
+        return F.pad(x, (0, target - x.shape[2]), mode="replicate") if target > x.shape[2] else x
+
+    # -- the API ---------------------------------------------------------------------------
+    def encode_content(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) -> (B, content_dim, T'/D). ``mel`` already scaled and padded."""
+        return self.content_encoder(mel)
+
+    def encode(self, mel: torch.Tensor) -> Code:
+        """(B, n_mels, T) or (n_mels, T) -> Code (always batched)."""
+        x = self._batched(mel)
+        return Code(content=self.content_encoder(self._pad(x)), speaker=self.speaker_encoder(x),
+                    frames=x.shape[2])
+
+    def embed_speaker(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, T) or (n_mels, T) -> (B, speaker_dim)."""
+        return self.speaker_encoder(self._batched(mel))
+
+    def decode(self, code: Code) -> torch.Tensor:
+        """Code -> (B, n_mels, code.frames)."""
+        out = self.decoder(code.content, code.speaker)[:, :, : code.frames]
+        return out * self.cfg.mel_std + self.cfg.mel_mean
+
+    def convert(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The words of ``source`` in the voice of ``target``; output has source's length and rank."""
+        out = self.decode(self.encode(source).with_speaker(self.embed_speaker(target)))
+        return out[0] if source.dim() == 2 else out
+
+    def swap(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(a's words in b's voice, b's words in a's voice); each with its source's length."""
+        ca, cb = self.encode(a), self.encode(b)
+        ab, ba = self.decode(ca.with_speaker(cb.speaker)), self.decode(cb.with_speaker(ca.speaker))
+        return (ab[0], ba[0]) if a.dim() == 2 else (ab, ba)
+
+    def forward(self, content_mel: torch.Tensor, speaker_mel: torch.Tensor):
+        """Training pass: the content of ``content_mel`` with the speaker of ``speaker_mel``.
+        Returns (reconstruction (B, n_mels, T), content code (B, content_dim, T/D))."""
+        x = self._pad(self._batched(content_mel))
+        content = self.content_encoder(x)
+        if self.training and self.cfg.content_noise > 0:
+            content = content + self.cfg.content_noise * torch.randn_like(content)
+        spk = self.speaker_encoder(self._batched(speaker_mel))
+        out = self.decoder(content, spk)[:, :, : content_mel.shape[-1]]
+        return out * self.cfg.mel_std + self.cfg.mel_mean, content
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

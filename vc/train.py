@@ -1,0 +1,374 @@
+"""Training: ``vc train --config CONFIG.yaml --data SOURCE --out RUN_DIR [--resume]``.
+
+One step, on a batch of B segments of B different speakers:
+  1. the content encoder reads a speaker-perturbed copy of each segment (vc.augment), the
+     speaker encoder reads *another* segment of the same speaker, the decoder rebuilds the
+     original segment;
+  2. the adversary (vc.model.SpeakerClassifier) learns to name the speaker from the detached
+     content code;
+  3. the autoencoder minimises reconstruction + lambda(step) * adversarial, lambda following the
+     Chou et al. 2018 schedule (vc.losses.adversarial_weight).
+
+Randomness is derived from (seed, rank, step), so a resumed run draws exactly the batches and
+perturbations that the uninterrupted run would have drawn. Checkpoints (vc.checkpoint) carry
+model, adversary, optimisers, step and config; they are written atomically every
+``ckpt_every`` steps (the last ``keep_last`` kept, plus ``best.pt`` on validation loss).
+
+Several processes: ``torchrun --nproc_per_node N -m vc train ...`` (DistributedDataParallel;
+gloo on CPU, nccl on GPUs). Each rank draws its own batches; gradients are averaged.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from . import losses
+from .augment import perturb_speaker
+from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .data import SegmentSampler, build_cache, cache_path, find_utterances, load_cached
+from .features import MelConfig
+from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
+
+
+@dataclass
+class TrainConfig:
+    model: dict = field(default_factory=dict)   # overrides of vc.model.ModelConfig
+    segment_frames: int = 128                   # ~1.5 s
+    batch_size: int = 16                        # per process; also the number of speakers per batch
+    steps: int = 100_000
+    lr: float = 5e-4
+    lr_warmup: int = 1000
+    lr_final: float = 0.1                       # cosine decay to lr * lr_final at ``steps``
+    grad_clip: float = 5.0
+    clf_lr: float = 5e-4
+    adv_loss: str = "uniform"                   # or "neg_ce"
+    adv_weight: float = 0.05
+    adv_warmup: int = 2000                      # adversary trains alone for these steps
+    adv_ramp: int = 10_000                      # then its weight ramps up linearly
+    warp: float = 0.15                          # speaker perturbation of the content input (0: off)
+    tilt_db: float = 6.0
+    split: str = "train"                        # the manifest split to train on
+    val_per_speaker: int = 1                    # held-out utterances of speakers with >= 3
+    seed: int = 0
+    log_every: int = 50
+    ckpt_every: int = 1000
+    keep_last: int = 3
+    val_every: int = 1000
+    sample_every: int = 5000
+    sample_vocoder: str = "griffinlim"
+    threads: int = 0                            # torch threads per process (0: all cores / nproc)
+    cache_dir: str = ""                         # default: RUN_DIR/cache
+
+    @classmethod
+    def from_yaml(cls, path) -> "TrainConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**data)
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    if step < cfg.lr_warmup:
+        return cfg.lr * (step + 1) / cfg.lr_warmup
+    t = min(1.0, (step - cfg.lr_warmup) / max(1, cfg.steps - cfg.lr_warmup))
+    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def split_validation(utts, per_speaker: int, seed: int):
+    """Hold out ``per_speaker`` utterances of every speaker that has at least 3."""
+    rng = np.random.default_rng(seed)
+    by_spk: dict[str, list] = {}
+    for u in sorted(utts, key=lambda u: u.path):
+        by_spk.setdefault(u.speaker, []).append(u)
+    train, val = [], []
+    for spk_utts in by_spk.values():
+        held = set(rng.choice(len(spk_utts), per_speaker, replace=False).tolist()) \
+            if per_speaker and len(spk_utts) >= 3 else set()
+        for i, u in enumerate(spk_utts):
+            (val if i in held else train).append(u)
+    return train, val
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    return sorted(run_dir.glob("ckpt_*.pt"))
+
+
+class Run:
+    """Everything one training process holds."""
+
+    def __init__(self, cfg: TrainConfig, data, run_dir, device="cpu", resume=False, progress=True):
+        self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if str(device).startswith("cuda") else "gloo")
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        if str(device).startswith("cuda") and self.distributed:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        self.device = torch.device(device)
+        torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // self.world))
+        self.mel_cfg = MelConfig()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.cache_dir = Path(cfg.cache_dir or self.run_dir / "cache")
+
+        # data: every rank needs the cache, rank 0 builds it
+        utts = find_utterances(data)
+        self.dev_utts = [u for u in utts if u.split == "dev"]
+        utts = [u for u in utts if u.split == cfg.split]
+        if not utts:
+            raise ValueError(f"{data}: no utterances in split '{cfg.split}'")
+        if self.rank == 0:
+            utts, problems = build_cache(utts, self.cache_dir, self.mel_cfg, progress=progress)
+            for p in problems:
+                print(f"skipped {p}")
+            if self.dev_utts:
+                self.dev_utts, _ = build_cache(self.dev_utts[:8], self.cache_dir, self.mel_cfg, progress=False)
+        self._barrier()
+        usable = [u for u in utts if load_cached(cache_path(self.cache_dir, u.path, self.mel_cfg)) is not None]
+        train_utts, self.val_utts = split_validation(usable, cfg.val_per_speaker, cfg.seed)
+        self.sampler = SegmentSampler(train_utts, self.cache_dir, self.mel_cfg, cfg.segment_frames, cfg.seed)
+        self.speakers = self.sampler.speakers
+
+        # model, adversary, optimisers
+        self.model_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
+        torch.manual_seed(cfg.seed)
+        self.model = VoiceConverter(self.model_cfg).to(self.device)
+        self.clf = SpeakerClassifier(self.model_cfg, len(self.speakers)).to(self.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+        self.clf_opt = torch.optim.AdamW(self.clf.parameters(), lr=cfg.clf_lr, betas=(0.9, 0.99))
+        self.step, self.best_val, self.started = 0, float("inf"), time.time()
+        self.elapsed_before = 0.0
+        if resume:
+            self._resume()
+        elif checkpoints(self.run_dir):
+            raise ValueError(f"{self.run_dir} already holds checkpoints: pass --resume to continue "
+                             f"that run, or choose another --out")
+        if self.rank == 0:
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+        self.ae = DDP(self.model) if self.distributed else self.model
+        self.clf_ddp = DDP(self.clf) if self.distributed else self.clf
+        self.writer = self._tensorboard() if self.rank == 0 else None
+
+    def _barrier(self):
+        if self.distributed:
+            dist.barrier()
+
+    def _tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            print("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
+            return None
+        return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {"step": self.step, "config": asdict(self.cfg), "speakers": self.speakers,
+                "classifier": self.clf.state_dict(), "optimizer": self.opt.state_dict(),
+                "clf_optimizer": self.clf_opt.state_dict(), "best_val": self.best_val,
+                "elapsed": self.elapsed_before + time.time() - self.started}
+
+    def _meta(self) -> dict:
+        return {"hardware": f"{platform.machine()} {platform.processor() or ''} x{os.cpu_count()} "
+                            f"({self.device.type}, {self.world} process(es))".strip(),
+                "torch": torch.__version__, "train_speakers": len(self.speakers),
+                "wall_seconds": round(self.elapsed_before + time.time() - self.started, 1),
+                "step": self.step}
+
+    def save(self):
+        if self.rank != 0:
+            return
+        path = save_checkpoint(self.run_dir / f"ckpt_{self.step:08d}.pt", self.model, self.mel_cfg,
+                               train=self._state(), meta=self._meta())
+        for old in checkpoints(self.run_dir)[: -self.cfg.keep_last]:
+            old.unlink()
+        return path
+
+    def _resume(self):
+        for path in reversed(checkpoints(self.run_dir)):
+            try:
+                state = read_checkpoint(path)
+            except CheckpointError as e:
+                print(f"warning: {e}; trying an older checkpoint")
+                continue
+            tr = state["train"]
+            if tr["speakers"] != self.speakers:
+                raise ValueError(f"{path}: trained on other speakers than --data gives now")
+            self.model.load_state_dict(state["model"])
+            self.clf.load_state_dict(tr["classifier"])
+            self.opt.load_state_dict(tr["optimizer"])
+            self.clf_opt.load_state_dict(tr["clf_optimizer"])
+            self.step, self.best_val = int(tr["step"]), float(tr["best_val"])
+            self.elapsed_before = float(tr.get("elapsed", 0.0))
+            if self.rank == 0:
+                print(f"resumed from {path} at step {self.step}")
+            return
+        if self.rank == 0:
+            print(f"no checkpoint in {self.run_dir}: starting from scratch")
+
+    # -- one step ------------------------------------------------------------------------------
+    def train_step(self) -> dict:
+        cfg, step = self.cfg, self.step
+        self.sampler.rng = np.random.default_rng([cfg.seed, self.rank, step])
+        torch.manual_seed(hash((cfg.seed, self.rank, step)) % 2 ** 62)
+        seg, ref, spk = (t.to(self.device) for t in self.sampler.batch(cfg.batch_size))
+        self.model.train()
+        self.clf.train()
+        for g in self.opt.param_groups:
+            g["lr"] = _lr(cfg, step)
+        content_in = perturb_speaker(seg, cfg.warp, cfg.tilt_db)
+        recon, content = self.ae(content_in, ref)
+
+        # 1. the adversary learns to name the speaker from the content code
+        logits = self.clf_ddp(content.detach())
+        clf_loss = losses.classifier(logits, spk)
+        self.clf_opt.zero_grad(set_to_none=True)
+        clf_loss.backward()
+        self.clf_opt.step()
+
+        # 2. the autoencoder rebuilds the segment and tries to fool the adversary
+        lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
+        rec = losses.reconstruction(recon, seg)
+        loss = rec
+        for p in self.clf.parameters():
+            p.requires_grad_(False)
+        adv = losses.adversarial(self.clf(content), spk, cfg.adv_loss)
+        for p in self.clf.parameters():
+            p.requires_grad_(True)
+        loss = rec + lam * adv
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.step += 1
+        acc = (logits.argmax(1) == spk).float().mean()
+        return {"loss/reconstruction": rec.item(), "loss/adversarial": adv.item(),
+                "loss/classifier": clf_loss.item(), "adversary/accuracy": acc.item(),
+                "adversary/weight": lam, "lr": _lr(cfg, step), "grad_norm": float(gnorm)}
+
+    # -- validation and samples ---------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self) -> float:
+        """L1 of rebuilding each held-out utterance from its content and the speaker vector of
+        another (training) utterance of the same speaker: a conversion-like reconstruction."""
+        self.model.eval()
+        errs = []
+        for u in self.val_utts:
+            mel = torch.from_numpy(load_cached(cache_path(self.cache_dir, u.path, self.mel_cfg))[:, :512])
+            ref = torch.from_numpy(self.sampler.by_speaker[u.speaker][0]).to(self.device)
+            mel = mel.to(self.device)
+            errs.append(losses.reconstruction(self.model.convert(mel, ref), mel).item())
+        return float(np.mean(errs)) if errs else float("nan")
+
+    @torch.no_grad()
+    def write_samples(self):
+        from .plots import mel_figure
+        from .vocoder import get_vocoder
+        self.model.eval()
+        pool = self.dev_utts or self.val_utts
+        if len({u.speaker for u in pool}) < 2:
+            return
+        a = pool[0]
+        b = next(u for u in pool if u.speaker != a.speaker)
+        ma, mb = (torch.from_numpy(load_cached(cache_path(self.cache_dir, u.path, self.mel_cfg))[:, :400])
+                  for u in (a, b))
+        ab, ba = self.model.swap(ma.to(self.device), mb.to(self.device))
+        ab, ba = ab.cpu(), ba.cpu()
+        fig = mel_figure({"A": ma, "B": mb, "A's words, B's voice": ab, "B's words, A's voice": ba})
+        self.writer.add_figure("samples/mels", fig, self.step)
+        try:
+            voc = get_vocoder(self.cfg.sample_vocoder, self.mel_cfg)
+            for name, m in (("a_in_b", ab), ("b_in_a", ba)):
+                self.writer.add_audio(f"samples/{name}", voc(m[None])[0], self.step, self.mel_cfg.sample_rate)
+        except Exception as e:  # samples are a convenience; never stop training for them
+            print(f"warning: could not vocode samples ({e})")
+
+    # -- the loop ------------------------------------------------------------------------------
+    def train(self, steps: int | None = None):
+        cfg = self.cfg
+        end = steps if steps is not None else cfg.steps
+        if self.rank == 0:
+            print(f"model: {count_parameters(self.model) / 1e6:.2f}M parameters, adversary "
+                  f"{count_parameters(self.clf) / 1e6:.2f}M, {len(self.speakers)} speakers, "
+                  f"{self.world} process(es) on {self.device}")
+        bar = tqdm(total=end, initial=self.step, disable=self.rank != 0 or not self.progress,
+                   unit="step", dynamic_ncols=True)
+        log_path = self.run_dir / "metrics.jsonl"
+        t0, s0 = time.time(), self.step
+        while self.step < end:
+            m = self.train_step()
+            bar.update()
+            if self.rank != 0:
+                if self.step % cfg.ckpt_every == 0 or self.step == end:
+                    self._barrier()
+                continue
+            if self.step % cfg.log_every == 0:
+                m["steps_per_s"] = (self.step - s0) / max(1e-9, time.time() - t0)
+                t0, s0 = time.time(), self.step
+                bar.set_postfix(rec=f"{m['loss/reconstruction']:.3f}", adv_acc=f"{m['adversary/accuracy']:.2f}",
+                                it_s=f"{m['steps_per_s']:.1f}")
+                if self.writer:
+                    for k, v in m.items():
+                        self.writer.add_scalar(k, v, self.step)
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": self.step, **m}) + "\n")
+            if self.step % cfg.val_every == 0 or self.step == end:
+                val = self.validate()
+                if self.writer:
+                    self.writer.add_scalar("val/reconstruction", val, self.step)
+                with open(log_path, "a") as f:
+                    f.write(json.dumps({"step": self.step, "val/reconstruction": val}) + "\n")
+                if val < self.best_val:
+                    self.best_val = val
+                    save_checkpoint(self.run_dir / "best.pt", self.model, self.mel_cfg, meta=self._meta())
+            if self.writer and cfg.sample_every and self.step % cfg.sample_every == 0:
+                self.write_samples()
+            if self.step % cfg.ckpt_every == 0 or self.step == end:
+                self.save()
+                if self.writer:
+                    self.writer.flush()
+                self._barrier()
+        bar.close()
+        if self.writer:
+            self.writer.close()
+        if self.distributed:
+            self._check_replicas()
+        return self
+
+    def _check_replicas(self):
+        """Every process must hold the same weights: write each rank's checksum (rank 0)."""
+        flat = torch.cat([p.detach().double().flatten().cpu() for p in self.model.parameters()])
+        mine = torch.tensor([flat.sum().item(), (flat * torch.arange(flat.numel(), dtype=torch.float64)).sum().item()])
+        gathered = [torch.zeros_like(mine) for _ in range(self.world)]
+        dist.all_gather(gathered, mine)
+        if self.rank == 0:
+            (self.run_dir / "replicas.json").write_text(json.dumps([g.tolist() for g in gathered]))
+
+
+def main(config, data, out, resume=False, device="cpu", steps=None, progress=True):
+    """The ``vc train`` command."""
+    cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+    out = Path(out)
+    if resume and (out / "config.yaml").is_file() and not config:
+        cfg = TrainConfig.from_yaml(out / "config.yaml")
+    run = Run(cfg, data, out, device=device, resume=resume, progress=progress)
+    run.train(steps)
+    if run.distributed:
+        dist.destroy_process_group()
+    return run

