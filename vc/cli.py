@@ -6,6 +6,7 @@ one-line message on stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -119,12 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_export)
 
-    for module in ("evaluate", "batch", "demo"):
-        try:
-            mod = __import__(f"vc.{module}", fromlist=["register"])
-        except ImportError:
-            continue
-        mod.register(sub)
+    for module in ("evaluate", "batch", "demo", "vctk"):
+        importlib.import_module(f"vc.{module}").register(sub)
     return parser
 
 

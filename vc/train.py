@@ -187,7 +187,7 @@ class Run:
     def _meta(self) -> dict:
         return {"hardware": f"{platform.machine()} {platform.processor() or ''} x{os.cpu_count()} "
                             f"({self.device.type}, {self.world} process(es))".strip(),
-                "torch": torch.__version__, "train_speakers": len(self.speakers),
+                "torch": str(torch.__version__), "train_speakers": len(self.speakers),
                 "wall_seconds": round(self.elapsed_before + time.time() - self.started, 1),
                 "step": self.step}
 

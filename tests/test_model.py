@@ -1,0 +1,74 @@
+"""vc.model: the split code behaves as claimed, for any input length."""
+import pytest
+import torch
+
+from vc.audio import load_audio
+from vc.features import mel_spectrogram
+from vc.model import Code, ModelConfig, SpeakerClassifier, VoiceConverter, instance_norm
+from conftest import TINY, tiny_model
+
+
+@pytest.fixture(scope="module")
+def real_mels(example_clips):
+    return [mel_spectrogram(load_audio(c)) for c in example_clips]
+
+
+def test_content_code_is_instance_normalised_whatever_the_speaker(real_mels):
+    model = tiny_model()
+    with torch.no_grad():
+        for mel in real_mels:                       # four different speakers
+            for gain in (0.0, 2.0):                 # and a louder copy of each
+                c = model.encode(mel + gain).content[0]
+                assert torch.allclose(c.mean(dim=1), torch.zeros(c.shape[0]), atol=1e-4)
+                assert torch.allclose(c.var(dim=1, unbiased=False), torch.ones(c.shape[0]), atol=1e-2)
+
+
+def test_instance_norm_has_no_parameters_and_normalises():
+    x = torch.randn(3, 5, 40) * 7 + 3
+    y = instance_norm(x)
+    assert torch.allclose(y.mean(2), torch.zeros(3, 5), atol=1e-5)
+    assert torch.allclose(y.std(2, unbiased=False), torch.ones(3, 5), atol=1e-3)
+
+
+def test_swap_exchanges_the_speaker_parts(real_mels):
+    model = tiny_model()
+    a, b = real_mels[0], real_mels[1]
+    with torch.no_grad():
+        ab, ba = model.swap(a, b)
+        ca, cb = model.encode(a), model.encode(b)
+        by_hand_ab = model.decode(Code(content=ca.content, speaker=cb.speaker, frames=ca.frames))[0]
+        by_hand_ba = model.decode(Code(content=cb.content, speaker=ca.speaker, frames=cb.frames))[0]
+        assert torch.equal(ab, by_hand_ab) and torch.equal(ba, by_hand_ba)
+        assert not torch.allclose(ab, model.decode(ca)[0])      # the speaker part does matter
+        assert torch.equal(model.convert(a, b), ab)
+
+
+@pytest.mark.parametrize("frames", [1, 3, 4, 7, 43, 128, 861])
+def test_any_length_gives_the_input_length(frames):
+    model = tiny_model()
+    x = torch.randn(80, frames) - 5
+    with torch.no_grad():
+        assert model.convert(x, torch.randn(80, 50) - 5).shape == (80, frames)
+        code = model.encode(x[None])
+        assert code.speaker.shape == (1, TINY["speaker_dim"])
+        assert model.decode(code).shape == (1, 80, frames)
+
+
+def test_speaker_vector_is_one_per_utterance_any_length():
+    model = tiny_model()
+    with torch.no_grad():
+        assert model.embed_speaker(torch.randn(2, 80, 37)).shape == (2, TINY["speaker_dim"])
+        assert model.embed_speaker(torch.randn(80, 900)).shape == (1, TINY["speaker_dim"])
+
+
+def test_training_forward_and_adversary_shapes():
+    cfg = ModelConfig(**TINY)
+    model, clf = VoiceConverter(cfg), SpeakerClassifier(cfg, n_speakers=7)
+    recon, content = model(torch.randn(4, 80, 64), torch.randn(4, 80, 64))
+    assert recon.shape == (4, 80, 64) and content.shape == (4, cfg.content_dim, 64 // cfg.downsample)
+    assert clf(content).shape == (4, 7)
+
+
+def test_bad_shape_is_refused():
+    with pytest.raises(ValueError, match="mel"):
+        tiny_model().encode(torch.randn(2, 40, 10))
