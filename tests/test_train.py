@@ -116,3 +116,14 @@ def test_two_processes_stay_identical(tree, tmp_path):
     sums = json.loads((tmp_path / "ddp" / "replicas.json").read_text())
     assert len(sums) == 2 and sums[0] == sums[1]
     assert read_checkpoint(tmp_path / "ddp" / "ckpt_00000004.pt")["train"]["step"] == 4
+
+
+def test_warm_start_copies_matching_weights(tree, tmp_path):
+    first = Run(tiny_config(tmp_path), tree, tmp_path / "first", progress=False).train(3)
+    wider = dict(TINY, content_dim=TINY["content_dim"] * 2)
+    run = Run(tiny_config(tmp_path, model=wider, init_from=str(tmp_path / "first" / "ckpt_00000003.pt")),
+              tree, tmp_path / "second", progress=False)
+    old, new = first.model.state_dict(), run.model.state_dict()
+    assert torch.equal(old["speaker_encoder.inp.weight"], new["speaker_encoder.inp.weight"])
+    assert new["content_encoder.out.weight"].shape[0] == 2 * TINY["content_dim"]
+    assert run.step == 0

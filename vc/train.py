@@ -70,6 +70,7 @@ class TrainConfig:
     sample_vocoder: str = "griffinlim"
     threads: int = 0                            # torch threads per process (0: all cores / nproc)
     cache_dir: str = ""                         # default: RUN_DIR/cache
+    init_from: str = ""                         # warm start: copy every same-shaped weight of this checkpoint
 
     @classmethod
     def from_yaml(cls, path) -> "TrainConfig":
@@ -154,11 +155,11 @@ class Run:
         self.clf_opt = torch.optim.AdamW(self.clf.parameters(), lr=cfg.clf_lr, betas=(0.9, 0.99))
         self.step, self.best_val, self.started = 0, float("inf"), time.time()
         self.elapsed_before = 0.0
-        if resume:
-            self._resume()
-        elif checkpoints(self.run_dir):
+        if checkpoints(self.run_dir) and not resume:
             raise ValueError(f"{self.run_dir} already holds checkpoints: pass --resume to continue "
                              f"that run, or choose another --out")
+        if not (resume and self._resume()) and cfg.init_from:
+            self._warm_start(cfg.init_from)
         if self.rank == 0:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
         self.ae = DDP(self.model) if self.distributed else self.model
@@ -218,9 +219,21 @@ class Run:
             self.elapsed_before = float(tr.get("elapsed", 0.0))
             if self.rank == 0:
                 print(f"resumed from {path} at step {self.step}")
-            return
+            return True
         if self.rank == 0:
             print(f"no checkpoint in {self.run_dir}: starting from scratch")
+        return False
+
+    def _warm_start(self, path):
+        """Copy the weights of ``path`` whose names and shapes match (fine-tuning, or a changed
+        bottleneck); the others keep their fresh initialisation. Optimisers start fresh."""
+        theirs = read_checkpoint(path)["model"]
+        mine = self.model.state_dict()
+        same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        self.model.load_state_dict({**mine, **same})
+        if self.rank == 0:
+            print(f"warm start from {path}: {len(same)} of {len(mine)} tensors copied, "
+                  f"fresh: {sorted(set(mine) - set(same))}")
 
     # -- one step ------------------------------------------------------------------------------
     def train_step(self) -> dict:
