@@ -1,0 +1,123 @@
+"""The web page in a real browser: Debian's chromium (apt-get install chromium) driven by Playwright.
+
+Uploads two clips, presses the button, waits for both conversions and the pictures, fetches the
+output audio the page links to and decodes it. Screenshots go to $VC_ARTIFACTS (default:
+artifacts/ at the repository root, git-ignored). No browser is downloaded: without
+/usr/bin/chromium the tests are skipped.
+"""
+from __future__ import annotations
+
+import io
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"{CHROMIUM} is absent (Debian: apt-get install chromium)", allow_module_level=True)
+playwright = pytest.importorskip("playwright.sync_api")
+
+from vc import demo  # noqa: E402
+from vc.audio import load_audio  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+TIMEOUT_MS = 600_000       # a loaded 2-core machine can be slow; the tests measure nothing
+
+
+@pytest.fixture(scope="module")
+def served_threads():
+    """Torch threads as `vc demo` sets them (cores / concurrency), restored afterwards."""
+    import torch
+    threads = torch.get_num_threads()
+    demo.set_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def artifacts() -> Path:
+    folder = Path(os.environ.get("VC_ARTIFACTS", ROOT / "artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def url(tiny_checkpoint, served_threads):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app = demo.build_app([tiny_checkpoint], default_vocoder="griffinlim")
+    yield demo.launch(app, port=port, block=False, quiet=True)
+    app.close()
+
+
+@pytest.fixture
+def page(url):
+    """A fresh page; every request it makes to another host is recorded (the page must work offline)."""
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        page.outside = []
+        page.on("request", lambda r: None if r.url.startswith((url.rstrip("/"), "data:", "blob:"))
+                else page.outside.append(r.url))
+        page.goto(url)
+        page.wait_for_selector("#swap")
+        yield page
+        browser.close()
+
+
+def shown(page, *clips):
+    """Wait until the page shows a player for each input clip (the upload is done)."""
+    for clip in clips:
+        page.locator(f"#clip-{clip} audio.standard-player").wait_for(state="attached")
+
+
+def fetch_audio(page, elem_id: str) -> np.ndarray:
+    """Wait for the output's download link, fetch it as the browser would, decode it."""
+    link = page.locator(f"#{elem_id} a[download]")
+    link.wait_for(state="attached")
+    response = page.request.get(link.get_attribute("href"))
+    assert response.ok, response.status
+    wav, sr = sf.read(io.BytesIO(response.body()), dtype="float32")
+    assert sr == 22050
+    return wav
+
+
+def test_upload_swap_and_download(page, example_clips):
+    a, b = example_clips[0], example_clips[1]
+    page.locator("#clip-a input[type=file]").set_input_files(str(a))
+    page.locator("#clip-b input[type=file]").set_input_files(str(b))
+    shown(page, "a", "b")
+    page.click("#swap")
+    for elem_id, source in (("out-ab", a), ("out-ba", b)):
+        wav = fetch_audio(page, elem_id)
+        assert abs(wav.size - load_audio(source).size) <= 2 * 256        # the trimmed source's length
+        assert np.abs(wav).max() > 1e-3
+    page.locator("#mels img").wait_for()
+    page.locator("#code img").wait_for()
+    assert "vocoder" in page.locator("#timings").inner_text()
+    page.screenshot(path=str(artifacts() / "demo_page.png"), full_page=True)
+    assert page.outside == [], f"the page reached outside: {page.outside}"
+
+
+def test_example_pair_fills_inputs(page):
+    page.get_by_text("LibriSpeech: woman ↔ man").click()
+    shown(page, "a", "b")
+    page.click("#swap")
+    wav = fetch_audio(page, "out-ba")
+    assert wav.size > 22050
+
+
+def test_missing_clip_shows_message(page, example_clips):
+    page.locator("#clip-a input[type=file]").set_input_files(str(example_clips[0]))
+    shown(page, "a")
+    page.click("#swap")
+    page.get_by_text("Clip B is missing").first.wait_for()           # the error toast
+    page.wait_for_timeout(500)                                       # let it slide in for the picture
+    page.screenshot(path=str(artifacts() / "demo_error.png"))

@@ -1,0 +1,215 @@
+"""The web page, served in this process and called as an API through gradio_client.
+
+A tiny random model keeps it fast: these tests check behaviour (files, lengths, messages), not
+quality. Bad input must come back as the page's one-line message (gradio_client's AppError).
+"""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from conftest import write_wav  # noqa: E402
+from vc import demo  # noqa: E402
+from vc.audio import load_audio  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+HOP = 256
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def served_threads():
+    """Torch threads as `vc demo` sets them (cores / concurrency), restored afterwards."""
+    import torch
+    threads = torch.get_num_threads()
+    demo.set_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+def connect(url, downloads) -> Client:
+    """A client patient enough for a loaded machine (gradio_client's default HTTP timeout is 20 s)."""
+    return Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads),
+                  httpx_kwargs={"timeout": 600})
+
+
+def serve(app, max_upload_mb: float):
+    return demo.launch(app, port=free_port(), max_upload_mb=max_upload_mb, block=False, quiet=True)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, served_threads):
+    """The page refuses uploads over 1 MB itself; Gradio's own upload limit is set to 2 MB here
+    (in `vc demo` both are --max-upload-mb) so that each layer can be tested."""
+    app = demo.build_app([tiny_checkpoint], max_upload_mb=1, max_seconds=10, default_vocoder="griffinlim")
+    yield serve(app, 2)
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def client(server, tmp_path_factory):
+    return connect(server, tmp_path_factory.mktemp("downloads"))
+
+
+def swap(client, a, b, **kw):
+    return client.predict(clip_a=handle_file(str(a)) if a else None,
+                          clip_b=handle_file(str(b)) if b else None, api_name="/swap", **kw)
+
+
+def check_output(path, source):
+    """A decodable 22,050 Hz mono wav with the source's length after trimming (within 2 frames)."""
+    wav, sr = sf.read(path, dtype="float32")
+    expected = load_audio(source, 22050).size
+    assert sr == 22050 and wav.ndim == 1
+    assert abs(wav.size - expected) <= 2 * HOP, (wav.size, expected)
+    assert np.isfinite(wav).all() and np.abs(wav).max() > 1e-3
+
+
+def test_swap_gives_both_conversions(client, example_clips):
+    a, b = example_clips[0], example_clips[1]
+    ab, ba, stages = swap(client, a, b, vocoder="griffinlim")
+    check_output(ab, a)
+    check_output(ba, b)
+    assert Path(ab).name == f"{a.stem}_in_voice_of_{b.stem}.wav"
+    assert Path(ba).name == f"{b.stem}_in_voice_of_{a.stem}.wav"
+    assert {"load", "features", "model", "vocoder", "total"} <= set(stages)
+    assert all(v >= 0 for v in stages.values())
+
+
+def test_swap_hifigan_and_loudness_option(client, wav_a, wav_b):
+    ab, ba, stages = swap(client, wav_a, wav_b, vocoder="hifigan", match_input_loudness=False)
+    check_output(ab, wav_a)
+    check_output(ba, wav_b)
+    assert stages["vocoder"] > 0
+
+
+def test_same_file_twice_gives_two_outputs(client, wav_a):
+    ab, ba, _ = swap(client, wav_a, wav_a, vocoder="griffinlim")
+    assert Path(ab).name != Path(ba).name
+    check_output(ab, wav_a)
+    check_output(ba, wav_a)
+
+
+def test_converter_loaded_once_and_shared(client, tiny_checkpoint, wav_a, wav_b):
+    jobs = [client.submit(clip_a=handle_file(str(wav_a)), clip_b=handle_file(str(wav_b)),
+                          vocoder="griffinlim", api_name="/swap") for _ in range(3)]
+    results = [job.result(timeout=900) for job in jobs]          # simultaneous visitors all answered
+    for ab, ba, _ in results:
+        check_output(ab, wav_a)
+        check_output(ba, wav_b)
+    keys = [k for k in demo._CONVERTERS if k[:2] == (str(Path(tiny_checkpoint).resolve()), "griffinlim")]
+    assert len(keys) == 1
+
+
+def _silent(path):
+    sf.write(path, np.zeros(22050, np.float32), 22050)
+
+
+def _corrupt(path):
+    path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(range(256)) * 4)
+
+
+BAD = {  # name: (file name, how to make it, expected words in the message)
+    "silent": ("quiet.wav", _silent, "all silence"),
+    "corrupt": ("broken.wav", _corrupt, "unreadable or corrupt"),
+    "empty": ("empty.wav", lambda p: p.write_bytes(b""), "empty"),
+    "too short": ("blip.wav", lambda p: write_wav(p, 0.2), "too short"),
+    "too long": ("long.wav", lambda p: write_wav(p, 12.0, 8000), "too long"),
+    "unsupported": ("notes.txt", lambda p: p.write_text("not audio"), "unsupported format"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_clip_is_one_clear_message(client, tmp_path, wav_a, case):
+    name, make, words = BAD[case]
+    make(tmp_path / name)
+    with pytest.raises(gradio_client.exceptions.AppError) as err:
+        swap(client, wav_a, tmp_path / name, vocoder="griffinlim")
+    message = str(err.value)
+    assert "/tmp" not in message                                     # no server paths shown
+    assert message.startswith(f"Clip B ({name}): ") and words in message, message
+    assert "Traceback" not in message and "\n" not in message
+
+
+def test_missing_clip(client, wav_a):
+    with pytest.raises(gradio_client.exceptions.AppError, match="Clip B is missing"):
+        swap(client, wav_a, None)
+    with pytest.raises(gradio_client.exceptions.AppError, match="Clip A is missing"):
+        swap(client, None, wav_a)
+
+
+def test_upload_over_size_limit_is_refused(client, tmp_path, wav_a):
+    big = write_wav(tmp_path / "big.wav", 40.0, 16000)               # 1.2 MB: over the page's 1 MB
+    with pytest.raises(gradio_client.exceptions.AppError,
+                       match=r"^Clip A \(big.wav\): file too large: 1.2 MB \(the limit is 1 MB\)$"):
+        swap(client, big, wav_a, vocoder="griffinlim")
+    huge = write_wav(tmp_path / "huge.wav", 80.0, 16000)             # 2.5 MB: over Gradio's 2 MB
+    with pytest.raises(ValueError, match="exceeds the maximum file size"):
+        swap(client, wav_a, huge, vocoder="griffinlim")
+
+
+def test_no_model_installed(tmp_path, monkeypatch, wav_a, wav_b):
+    monkeypatch.setattr(demo, "PRETRAINED", tmp_path / "empty")       # as if default.pt were absent
+    app = demo.build_app([])
+    try:
+        url = serve(app, 20)
+        client = connect(url, tmp_path)
+        config = client.config
+        banner = [c["props"] for c in config["components"] if c["props"].get("elem_id") == "no-model"]
+        assert banner and banner[0]["visible"] and "No trained model is installed" in banner[0]["value"]
+        with pytest.raises(gradio_client.exceptions.AppError, match="no trained model is installed"):
+            swap(client, wav_a, wav_b)
+    finally:
+        app.close()
+
+
+def test_banner_hidden_when_a_model_is_there(client):
+    banner = [c["props"] for c in client.config["components"] if c["props"].get("elem_id") == "no-model"]
+    assert banner and not banner[0]["visible"]
+
+
+def test_model_choices(tmp_path, monkeypatch):
+    installed = tmp_path / "pretrained"
+    installed.mkdir()
+    for name in ("other.pt", "default.pt"):
+        (installed / name).write_bytes(b"")
+    (tmp_path / "mine").mkdir()
+    mine = tmp_path / "mine" / "default.pt"
+    mine.write_bytes(b"")
+    monkeypatch.setattr(demo, "PRETRAINED", installed)
+    choices = demo.model_choices([mine])
+    assert list(choices) == ["mine/default.pt", "pretrained/default.pt", "other.pt"]   # --model first
+    assert choices["other.pt"] == (installed / "other.pt").resolve()
+
+
+def test_app_py_bad_model_is_one_line(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), "--model", str(tmp_path / "nope.pt")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("checkpoint not found") and "Traceback" not in proc.stderr
+
+
+def test_flags(tmp_path):
+    import argparse
+    parser = argparse.ArgumentParser()
+    demo.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["demo", "--model", "a.pt", "--model", "b.pt", "--host", "0.0.0.0",
+                              "--port", "8000", "--share", "--max-upload-mb", "5"])
+    assert (args.model, args.host, args.port, args.share, args.max_upload_mb) == \
+        (["a.pt", "b.pt"], "0.0.0.0", 8000, True, 5.0)
+    assert args.func is demo.run

@@ -1,0 +1,293 @@
+"""The web page: two recordings in, both conversions out, with pictures of what the model did.
+
+    python app.py [--model CKPT] [--host 127.0.0.1] [--port 7860] [--share]     (or: vc demo ...)
+
+One button runs ``swap`` (also an API: ``gradio_client.Client(url).predict(..., api_name="/swap")``):
+A's words in B's voice and B's words in A's voice, with the time of each step. A second step
+draws the mel-spectrograms and the split code. Bad input comes back as one line in the page
+(gr.Error), never a traceback. Models are loaded once per process and shared by all visitors.
+"""
+from __future__ import annotations
+
+import atexit
+import copy
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # no phoning home, works offline
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import numpy as np  # noqa: E402
+
+from .audio import AudioError, MAX_SECONDS, match_loudness, save_audio  # noqa: E402
+from .convert import DEFAULT_MODEL, Converter, Timings, load  # noqa: E402
+
+log = logging.getLogger(__name__)
+PRETRAINED = DEFAULT_MODEL.parent
+EXAMPLES = Path(__file__).parent / "examples"
+EXAMPLE_PAIRS = [("libri-3080_f", "libri-2609_m"), ("so762-2022_f", "so762-0461_m"),
+                 ("libri-2609_m", "so762-2022_f")]
+VOCODER_CHOICES = [("HiFi-GAN (natural)", "hifigan"), ("Griffin-Lim (fast, robotic)", "griffinlim")]
+NO_MODEL = ("no trained model is installed (vc/pretrained/default.pt is missing), so conversion is off: "
+            "start the page with --model CHECKPOINT.pt (train one with `vc train`)")
+DESCRIPTION = "Serve the web page: upload or record two clips, get both conversions."
+KEEP_OUTPUTS_S = 600            # our output files live this long (Gradio copies them at once)
+
+_CONVERTERS: dict[tuple[str, str, float], Converter] = {}
+_LOCK = threading.Lock()
+
+
+def model_choices(extra=()) -> dict[str, Path]:
+    """{label: checkpoint}: the --model files first, then vc/pretrained/*.pt (default.pt first)."""
+    paths = [Path(p).resolve() for p in extra]
+    installed = sorted(PRETRAINED.glob("*.pt"), key=lambda p: (p.name != "default.pt", p.name))
+    paths += [p.resolve() for p in installed if p.resolve() not in paths]
+    names = [p.name for p in paths]
+    return {(p.name if names.count(p.name) == 1 else f"{p.parent.name}/{p.name}"): p for p in paths}
+
+
+def get_converter(path, vocoder: str, max_seconds: float = MAX_SECONDS) -> Converter:
+    """One Converter per (checkpoint, vocoder, limit) and process; loaded on first use."""
+    key = (str(path), vocoder, max_seconds)
+    with _LOCK:
+        if key not in _CONVERTERS:
+            conv = load(path, vocoder=vocoder, max_seconds=max_seconds)
+            conv.mel(np.zeros(conv.sample_rate, np.float32))    # warm up (mel filters: ~2 s once)
+            _CONVERTERS[key] = conv
+        return _CONVERTERS[key]
+
+
+def set_threads(concurrency: int) -> int:
+    """Torch threads per conversion = cores / concurrent conversions. More threads than cores
+    makes OpenMP threads wait on each other: a swap then takes tens of times longer."""
+    import torch
+    threads = max(1, (os.cpu_count() or 1) // max(1, concurrency))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def _clean_old(folder: Path, age_s: float = KEEP_OUTPUTS_S):
+    now = time.time()
+    for sub in folder.iterdir():
+        if now - sub.stat().st_mtime > age_s:
+            shutil.rmtree(sub, ignore_errors=True)
+
+
+def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progress=lambda *a, **k: None):
+    """The page's work, step by step (timed into ``conv.timings``): two clips (paths) ->
+    (A->B wav, B->A wav, pictures) where pictures holds the mels (n_mels, frames) and codes."""
+    import torch
+    wa, wb = conv.load(a), conv.load(b)
+    ma, mb = conv.mel(wa), conv.mel(wb)                          # (n_mels, frames) each
+    progress(0.2, desc="splitting words from voice")
+    with torch.inference_mode():
+        t = time.perf_counter()
+        ca, cb = conv.model.encode(ma), conv.model.encode(mb)
+        mab = conv.model.decode(ca.with_speaker(cb.speaker))[0]   # A's content, B's voice
+        mba = conv.model.decode(cb.with_speaker(ca.speaker))[0]
+        conv.timings.add("model", time.perf_counter() - t)
+    progress(0.3, desc=f"vocoding A → B ({conv.vocoder_name})")
+    ab = conv.vocode(mab)
+    progress(0.65, desc=f"vocoding B → A ({conv.vocoder_name})")
+    ba = conv.vocode(mba)
+    if match_input_loudness:
+        ab, ba = match_loudness(ab, wa), match_loudness(ba, wb)
+    hop = conv.mel_cfg.hop_length / conv.sample_rate
+    pictures = dict(mels={"A (input)": ma.cpu().numpy(), "A's words in B's voice": mab.cpu().numpy(),
+                          "B (input)": mb.cpu().numpy(), "B's words in A's voice": mba.cpu().numpy()},
+                    code=tuple(x[0].cpu().numpy() for x in (ca.content, cb.content, ca.speaker, cb.speaker)),
+                    hop_seconds=hop, code_seconds=hop * conv.model.cfg.downsample)
+    return ab, ba, pictures
+
+
+def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float = 30,
+              default_vocoder: str = "hifigan", concurrency: int = 2, preload: bool = False):
+    """The page as a gr.Blocks (queued, not launched). ``model_paths``: checkpoints given with --model;
+    ``concurrency``: conversions run at once (others wait in the queue); ``preload``: load the
+    first model now, so that the first visitor does not wait."""
+    import gradio as gr
+
+    from .plots import code_figure, mel_figure
+
+    def fail(message: str):           # a bad input: one line in the page, no traceback in the log
+        log.info("refused: %s", message)
+        return gr.Error(message, print_exception=False)
+
+    models = model_choices(model_paths)
+    if models and preload:
+        get_converter(next(iter(models.values())), default_vocoder, max_seconds)
+    out_dir = Path(tempfile.mkdtemp(prefix="vc-demo-"))
+    atexit.register(shutil.rmtree, out_dir, ignore_errors=True)
+
+    def check_clip(path, which: str) -> str:
+        if not path:
+            raise fail(f"Clip {which} is missing: upload or record a clip for {which}.")
+        size_mb = os.path.getsize(path) / 2 ** 20
+        if size_mb > max_upload_mb:
+            raise fail(f"Clip {which} ({Path(path).name}): file too large: {size_mb:.1f} MB "
+                       f"(the limit is {max_upload_mb:g} MB)")
+        return path
+
+    def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True,
+             progress=gr.Progress()):
+        """A's words in B's voice and B's words in A's voice -> (A->B wav, B->A wav, seconds per
+        step, pictures for the next step). Every failure is one line in the page."""
+        if not models:
+            raise fail(NO_MODEL)
+        model = model or next(iter(models))
+        if model not in models:
+            raise fail(f"unknown model '{model}' (choose from {', '.join(models)})")
+        a, b = check_clip(clip_a, "A"), check_clip(clip_b, "B")
+        t0 = time.perf_counter()
+        progress(0.0, desc="loading the model")
+        try:
+            conv = copy.copy(get_converter(models[model], vocoder, max_seconds))
+        except Exception as e:  # CheckpointError, VocoderError: one line
+            raise fail(f"cannot load {model} with {vocoder}: {e}") from None
+        conv.timings = Timings()    # per-call timings: the shared Converter is never written to
+        progress(0.1, desc="reading the clips")
+        try:
+            ab, ba, pictures = swap_clips(conv, a, b, match_input_loudness, progress)
+        except AudioError as e:
+            which = "A" if e.path == str(a) else "B"
+            name = Path(e.path).name            # never show the server's temporary path
+            raise fail(f"Clip {which} ({name}): {e.problem.replace(e.path, name)}") from None
+        except Exception as e:
+            log.exception("swap failed")
+            first = (str(e).splitlines() or [""])[0]
+            raise fail(f"conversion failed ({type(e).__name__}: {first}); see the server log") from None
+        t = time.perf_counter()
+        _clean_old(out_dir)
+        folder = out_dir / uuid.uuid4().hex
+        sa, sb = Path(a).stem, Path(b).stem
+        if sa == sb:                            # two recordings both called audio.wav
+            sa, sb = "A", "B"
+        out_ab = save_audio(folder / f"{sa}_in_voice_of_{sb}.wav", ab, conv.sample_rate)
+        out_ba = save_audio(folder / f"{sb}_in_voice_of_{sa}.wav", ba, conv.sample_rate)
+        conv.timings.add("save", time.perf_counter() - t)
+        stages = {k: round(v, 3) for k, v in conv.timings.stages.items()}
+        stages["total"] = round(time.perf_counter() - t0, 3)
+        stages["audio_seconds"] = round((ab.size + ba.size) / conv.sample_rate, 2)
+        return str(out_ab), str(out_ba), stages, dict(pictures, folder=str(folder))
+
+    def draw(pictures):
+        """The mel-spectrograms and the split code, as PNG files."""
+        import matplotlib.pyplot as plt
+        if not pictures:
+            return None, None
+        paths = []
+        mel_fig = mel_figure(pictures["mels"], hop_seconds=pictures["hop_seconds"])
+        code_fig = code_figure(*pictures["code"], code_seconds=pictures["code_seconds"])
+        for name, fig in (("mels.png", mel_fig), ("code.png", code_fig)):
+            paths.append(str(Path(pictures["folder"]) / name))
+            fig.savefig(paths[-1], dpi=90)
+            plt.close(fig)
+        return tuple(paths)
+
+    with gr.Blocks(title="vc: voice swap", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
+        gr.Markdown("# vc: voice swap\nGive two recordings of two people, **A** and **B** (0.5 s to "
+                    f"{max_seconds:g} s, wav/flac/ogg/opus/mp3, up to {max_upload_mb:g} MB). One click "
+                    "gives A's words in B's voice, and B's words in A's voice.")
+        gr.Markdown(f"⚠️ **N{NO_MODEL[1:]}.**", visible=not models, elem_id="no-model")
+        with gr.Row():
+            clip_a = gr.Audio(label="A", sources=["upload", "microphone"], type="filepath", elem_id="clip-a")
+            clip_b = gr.Audio(label="B", sources=["upload", "microphone"], type="filepath", elem_id="clip-b")
+        gr.Examples([[str(EXAMPLES / f"{x}.flac"), str(EXAMPLES / f"{y}.flac")] for x, y in EXAMPLE_PAIRS],
+                    inputs=[clip_a, clip_b], label="Example pairs (dev speakers, never heard in training)",
+                    example_labels=["LibriSpeech: woman ↔ man", "speechocean762: woman ↔ man",
+                                    "man (LibriSpeech) ↔ woman (speechocean762)"])
+        with gr.Accordion("Options", open=False):
+            vocoder = gr.Radio(VOCODER_CHOICES, value=default_vocoder, label="Vocoder")
+            model = gr.Dropdown(list(models), value=next(iter(models), None), label="Model",
+                                visible=len(models) > 1)
+            loudness = gr.Checkbox(value=True, label="Match the loudness of each output to its input")
+        button = gr.Button("Swap voices", variant="primary", elem_id="swap")
+        with gr.Row():
+            out_ab = gr.Audio(label="A's words in B's voice", type="filepath", interactive=False,
+                              buttons=["download"], elem_id="out-ab")
+            out_ba = gr.Audio(label="B's words in A's voice", type="filepath", interactive=False,
+                              buttons=["download"], elem_id="out-ba")
+        timings = gr.JSON(label="Seconds per step (and of audio made)", elem_id="timings")
+        gr.Markdown("**Mel-spectrograms**: each conversion keeps its source's words (the same pattern "
+                    "over time) in the other voice (pitch and timbre).")
+        mels = gr.Image(show_label=False, type="filepath", interactive=False, elem_id="mels")
+        gr.Markdown("**The split code**: what is said (content over time) and who says it (speaker vectors).")
+        code = gr.Image(show_label=False, type="filepath", interactive=False, elem_id="code")
+        gr.Markdown("Example clips: LibriSpeech (CC BY 4.0) and speechocean762; see "
+                    "`vc/examples/README.md` for attribution.")
+        pictures = gr.State()
+        button.click(swap, [clip_a, clip_b, vocoder, model, loudness], [out_ab, out_ba, timings, pictures],
+                     api_name="swap").success(draw, pictures, [mels, code], api_visibility="private")
+    app.queue(default_concurrency_limit=concurrency, max_size=64)
+    return app
+
+
+def launch(app, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+           max_upload_mb: float = 20, block: bool = True, quiet: bool = False):
+    """Start serving ``app``; returns its local URL (``block=False``: in a background thread)."""
+    _, url, _ = app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
+                           max_file_size=f"{max_upload_mb:g}mb", allowed_paths=[str(EXAMPLES)],
+                           ssr_mode=False, quiet=quiet, footer_links=["api"])
+    return url or f"http://{host}:{port}/"
+
+
+def run(args) -> int:
+    from .checkpoint import read_checkpoint
+    from .cli import UsageError
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    log.setLevel(logging.INFO)                                 # one line per refused input
+    for path in args.model or []:
+        read_checkpoint(path)                                  # a bad --model fails now, in one line
+    set_threads(args.concurrency)
+    app = build_app(args.model or [], max_upload_mb=args.max_upload_mb, max_seconds=args.max_seconds,
+                    concurrency=args.concurrency, preload=True)
+    if not model_choices(args.model or []):
+        print(f"warning: {NO_MODEL}")
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill = Ctrl-C: close, clean temp files
+    try:
+        launch(app, args.host, args.port, args.share, args.max_upload_mb)
+    except OSError as e:
+        raise UsageError(f"cannot serve on {args.host}:{args.port}: {e}") from None
+    return 0
+
+
+def add_arguments(p):
+    p.add_argument("--model", metavar="CKPT", action="append",
+                   help="checkpoint to offer (repeatable; default: the models in vc/pretrained/)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--share", action="store_true", help="also a public gradio.live link (needs internet)")
+    p.add_argument("--max-upload-mb", type=float, default=20, help="largest accepted upload (default 20)")
+    p.add_argument("--max-seconds", type=float, default=30, help="longest accepted clip (default 30)")
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="conversions at once, each with cores/N torch threads; others queue (default 2)")
+    p.set_defaults(func=run)
+
+
+def register(sub):
+    p = sub.add_parser("demo", help="the web page (http://127.0.0.1:7860)", description=DESCRIPTION)
+    add_arguments(p)
+
+
+def main(argv=None) -> int:
+    """``python app.py ARGS``: the same flags as ``vc demo`` and the same one-line errors."""
+    import argparse
+
+    from .checkpoint import CheckpointError
+    from .cli import UsageError
+    parser = argparse.ArgumentParser(prog="app.py", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except (CheckpointError, UsageError, OSError, ValueError) as e:
+        print(f"app.py: error: {e}", file=sys.stderr)
+        return 2
