@@ -1,0 +1,274 @@
+"""vc evaluate: metrics on known cases, pairs, probes, and a resumed run equal to an uninterrupted one.
+
+The scorers (Resemblyzer, Whisper tiny.en, DNSMOS) are the real ones, loaded once per process;
+the model is the tiny random one with Griffin-Lim, so the run tests check behaviour, not quality.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("resemblyzer")
+pytest.importorskip("faster_whisper")
+pytest.importorskip("speechmos")
+
+from conftest import SHARED_DATA  # noqa: E402
+
+from vc.audio import load_audio  # noqa: E402
+from vc.cli import main as cli  # noqa: E402
+from vc.evaluate import asr, pairs, probes, quality, report, runner, speaker  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """As `vc evaluate` runs by default (the scorers load with the thread count of the moment)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def load16(path) -> np.ndarray:
+    return load_audio(path, 16000)
+
+
+# -- speaker similarity and threshold ---------------------------------------------------------------
+
+def test_identical_audio_similarity_is_one(example_clips):
+    wav = load16(example_clips[0])
+    assert speaker.cosine(speaker.embed(wav), speaker.embed(wav.copy())) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_eer_threshold_on_synthetic_scores():
+    # overlapping uniform scores: FAR = FRR = 1/6 at t = 0.5
+    same, diff = np.linspace(0.4, 1.0, 6001), np.linspace(0.0, 0.6, 6001)
+    eer, t = speaker.eer_threshold(same, diff)
+    assert eer == pytest.approx(1 / 6, abs=1e-3) and t == pytest.approx(0.5, abs=1e-3)
+    # Gaussians 0.8 / 0.5, sd 0.05: the crossing is midway, EER = Phi(-3) = 0.00135
+    rng = np.random.default_rng(0)
+    eer, t = speaker.eer_threshold(rng.normal(0.8, 0.05, 200000), rng.normal(0.5, 0.05, 200000))
+    assert t == pytest.approx(0.65, abs=2e-3) and eer == pytest.approx(0.00135, abs=3e-4)
+    # separable lists: no error, threshold midway between them
+    assert speaker.eer_threshold([0.7, 0.9], [0.1, 0.3]) == pytest.approx((0.0, 0.5))
+    with pytest.raises(ValueError):
+        speaker.eer_threshold([0.5], [])
+
+
+def test_calibrate_counts_trials():
+    e = np.eye(4)[[0, 0, 1, 1, 2]] + 0.01
+    cal = speaker.calibrate(e, ["a", "a", "b", "b", "c"])
+    assert (cal["n_same"], cal["n_different"], cal["n_speakers"]) == (2, 8, 3)
+    assert 0.1 < cal["threshold"] < 0.99 and cal["eer"] == 0.0
+    with pytest.raises(ValueError, match="same-speaker"):
+        speaker.calibrate(np.eye(3), ["a", "b", "c"])
+
+
+def halves(wav):
+    n = wav.size // 2
+    return wav[:n], wav[n:]
+
+
+def test_different_speakers_score_below_the_threshold(example_clips):
+    """Threshold from same-speaker (two halves of a clip) and different-speaker trials; whole clips
+    of different speakers score below it on average, and each half is closer to its other half."""
+    wavs = [load16(p) for p in example_clips]
+    embs, spk = [], []
+    for k, w in enumerate(wavs):
+        for h in halves(w):
+            embs.append(speaker.embed(h))
+            spk.append(k)
+    cal = speaker.calibrate(np.stack(embs), spk)
+    whole = [speaker.embed(w) for w in wavs]
+    cross = [speaker.cosine(whole[i], whole[j]) for i in range(len(whole)) for j in range(i + 1, len(whole))]
+    assert np.mean(cross) < cal["threshold"] < cal["same_mean"]
+
+
+def test_dev_speakers_below_threshold_calibrated_on_dev_data(example_clips):
+    manifest = SHARED_DATA / "manifest.tsv"
+    if not manifest.is_file():
+        pytest.skip(f"{manifest} absent")
+    from vc.data import find_utterances
+    examples = {p.name.split("_")[0] for p in example_clips}
+    utts = [u for u in find_utterances(manifest, "dev")      # short clips: speechocean762
+            if u.speaker.startswith("so762") and u.speaker not in examples]
+    chosen = pairs.calibration_set(utts, per_speaker=3)[:12]          # 4 other speakers x 3
+    cal = speaker.calibrate(np.stack([speaker.embed(load16(p)) for p, _ in chosen]), [s for _, s in chosen])
+    whole = [speaker.embed(load16(p)) for p in example_clips]
+    cross = [speaker.cosine(whole[i], whole[j]) for i in range(len(whole)) for j in range(i + 1, len(whole))]
+    assert np.mean(cross) < cal["threshold"]
+
+
+# -- content ---------------------------------------------------------------------------------------
+
+def test_cer_and_wer_on_hand_counted_pairs():
+    # "the cat sat on the mat" (22 characters) -> "the cat sit on mat": 1 substitution (a -> i)
+    # and 4 deletions ("the "): CER 5 / 22; words: 1 substitution + 1 deletion of 6
+    assert asr.cer("The cat sat on the mat.", "the cat sit on mat") == pytest.approx(5 / 22)
+    assert asr.wer("The cat sat on the mat.", "the cat sit on mat") == pytest.approx(2 / 6)
+    assert asr.cer("I have 2 cats, THAT'S it!", "i have two cats thats it") == 0.0
+    assert asr.cer("", "anything") is None and asr.cer("abc", "") == 1.0
+    assert asr.normalize("It cost 1,342 pounds") == "it cost one thousand three hundred forty two pounds"
+
+
+def test_identical_audio_transcribes_identically(example_clips):
+    wav = load16(example_clips[-1])            # so762-2022: "friends planned to visit later ..."
+    first, second = asr.transcribe(wav), asr.transcribe(wav.copy())
+    assert first and asr.cer(first, second) == 0.0
+    assert asr.cer("FRIENDS PLANNED TO VISIT LATER IN THE AFTERNOON", first) < 0.3
+
+
+# -- quality ---------------------------------------------------------------------------------------
+
+def test_mcd_zero_for_identical_audio_and_positive_otherwise(example_clips):
+    a, b = load_audio(example_clips[0]), load_audio(example_clips[1])
+    assert quality.mcd(a, a) == pytest.approx(0.0, abs=1e-9)
+    assert 2.0 < quality.mcd(a, b) < 30.0
+
+
+def test_mel_cepstrum_recovers_known_coefficients():
+    k, c = np.arange(80), [0.5, 0.3, -0.2, 0.1]
+    log_spec = 1.0 + sum(cm * np.cos(np.pi * m * (k + 0.5) / 80) for m, cm in enumerate(c, start=1))
+    np.testing.assert_allclose(quality.mel_cepstrum(log_spec[:, None])[:6, 0], c + [0, 0], atol=1e-12)
+
+
+def test_dnsmos_prefers_speech_to_noise(example_clips):
+    speech = quality.dnsmos(load16(example_clips[0]))
+    noise = quality.dnsmos(np.random.default_rng(0).normal(0, 0.1, 48000).astype(np.float32))
+    assert 1.0 <= noise["ovrl"] < speech["ovrl"] <= 5.0
+
+
+# -- pairs and probes ------------------------------------------------------------------------------
+
+def test_read_pairs_resolves_paths_and_rejects_bad_tables(tmp_path):
+    (tmp_path / "p.tsv").write_text("source\ttarget\ttext\na.wav\tsub/b.wav\tHELLO\n")
+    (p,) = pairs.read_pairs(tmp_path / "p.tsv")
+    assert p.source == str(tmp_path / "a.wav") and p.target == str(tmp_path / "sub" / "b.wav")
+    assert p.text == "HELLO" and p.ceiling == p.target and not p.reference
+    (tmp_path / "bad.tsv").write_text("src,tgt\na.wav,b.wav\n")
+    with pytest.raises(ValueError, match="bad.tsv.*'source' and 'target'"):
+        pairs.read_pairs(tmp_path / "bad.tsv")
+    (tmp_path / "gap.tsv").write_text("source\ttarget\na.wav\t\n")
+    with pytest.raises(ValueError, match="line 2"):
+        pairs.read_pairs(tmp_path / "gap.tsv")
+
+
+def test_corpus_pairs_are_every_ordered_speaker_pair_and_deterministic():
+    from vc.data import Utterance
+    utts = [Utterance(f"/{s}/{k}.wav", s, "dev", text=f"{s} {k}") for s in "abc" for k in range(4)]
+    ps = pairs.corpus_pairs(utts, seed=0)
+    assert len(ps) == 6 and len({(p.source_speaker, p.target_speaker) for p in ps}) == 6
+    for p in ps:
+        assert p.source_speaker != p.target_speaker
+        assert p.target.startswith(f"/{p.target_speaker}/") and p.ceiling.startswith(f"/{p.target_speaker}/")
+        assert p.ceiling != p.target and p.text == p.source.strip("/").replace("/", " ")[:-4]
+    assert ps == pairs.corpus_pairs(list(reversed(utts)), seed=0)
+    assert ps != pairs.corpus_pairs(utts, seed=1)
+    sub = pairs.subset(ps, 3)
+    assert len(sub) == 3 and sub == pairs.subset(ps, 3) and all(p in ps for p in sub)
+
+
+def test_probe_finds_speakers_in_informative_features_only():
+    rng = np.random.default_rng(0)
+    spk = np.repeat(np.arange(5), 6)
+    informative = np.eye(5)[spk] * 3 + rng.normal(0, 0.3, (30, 5))
+    noise = rng.normal(0, 1, (30, 5))
+    out = probes.speaker_probes({"informative": informative, "noise": noise}, [f"s{k}" for k in spk])
+    assert out["chance"] == pytest.approx(0.2) and out["n_test"] == 15
+    assert out["informative"] == 1.0 and out["noise"] < 0.6
+    assert "skipped" in probes.speaker_probes({"x": noise[:3]}, ["a", "b", "c"])
+
+
+def test_content_stats_shape_and_invariance_to_scale():
+    import torch
+    x = torch.randn(4, 50, dtype=torch.float64)
+    s = probes.content_stats(x)
+    assert s.shape == (4 * 4 + 6,)
+    np.testing.assert_allclose(probes.content_stats(3 * x + 1)[8:], s[8:], atol=1e-9)
+
+
+def test_bootstrap_ci_brackets_the_mean():
+    rng = np.random.default_rng(1)
+    v = rng.normal(0.5, 0.1, 400)
+    lo, hi = report.bootstrap_ci(v)
+    assert lo < v.mean() < hi and hi - lo == pytest.approx(2 * 1.96 * 0.1 / 20, rel=0.2)
+    assert report.bootstrap_ci([1.0]) is None
+
+
+# -- a whole run -----------------------------------------------------------------------------------
+
+@pytest.fixture
+def pairs_tsv(tmp_path, example_clips):
+    """3 speakers, two half-clips each (so SVAR and the probes have labels), 2 pairs and a broken one."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    names = []
+    for clip in example_clips[:3]:
+        wav, sr = sf.read(clip, dtype="float32")
+        for k, h in enumerate(halves(wav)):
+            sf.write(folder / f"{clip.stem}_{k}.wav", h, sr)
+        names.append(clip.stem)
+    (folder / "broken.wav").write_bytes(b"RIFF not really a wav file")
+    rows = ["source\ttarget\treference\ttext\tsource_speaker\ttarget_speaker",
+            f"{names[0]}_0.wav\t{names[1]}_0.wav\t{names[1]}_1.wav\t\t{names[0]}\t{names[1]}",
+            f"broken.wav\t{names[2]}_0.wav\t\t\tnobody\t{names[2]}",
+            f"{names[2]}_1.wav\t{names[0]}_1.wav\t\tsome words\t{names[2]}\t{names[0]}"]
+    (folder / "pairs.tsv").write_text("\n".join(rows) + "\n")
+    return folder / "pairs.tsv"
+
+
+def comparable(out_dir):
+    rep = json.loads((out_dir / "report.json").read_text())
+    rep.pop("speed")
+    md = (out_dir / "report.md").read_text()
+    return rep, md[: md.index("## Speed")]
+
+
+def test_interrupted_and_resumed_run_gives_the_same_report(tmp_path, pairs_tsv, tiny_checkpoint, monkeypatch):
+    args = ["evaluate", "--model", str(tiny_checkpoint), "--pairs", str(pairs_tsv), "--vocoder", "griffinlim",
+            "--no-progress"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert cli(args + ["--out", str(whole)]) == 1              # 1: a pair failed
+
+    real_score, calls = runner.Scorer.score, []
+
+    def interrupted(self, pair):
+        calls.append(pair)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_score(self, pair)
+
+    monkeypatch.setattr(runner.Scorer, "score", interrupted)
+    assert cli(args + ["--out", str(resumed)]) == 130
+    assert len((resumed / runner.RESULTS).read_text().splitlines()) == 1
+    assert not (resumed / "report.json").exists()
+    monkeypatch.setattr(runner.Scorer, "score", real_score)
+    assert cli(args + ["--out", str(resumed)]) == 1
+    assert comparable(resumed) == comparable(whole)
+
+    rep = json.loads((whole / "report.json").read_text())
+    assert rep["pairs"] == {"total": 3, "scored": 2, "failed": 1}
+    assert "broken.wav" in rep["failures"][0]["error"]
+    assert rep["speaker_verification"]["n_same"] == 3 and rep["speaker_verification"]["threshold"] is not None
+    assert rep["disentanglement"]["n_speakers"] == 3 and rep["disentanglement"]["chance"] == pytest.approx(1 / 3)
+    conv = rep["systems"]["converted"]
+    assert conv["mcd"]["n"] == 1 and rep["systems"]["resynthesis"]["mcd"]["n"] == 2
+    assert rep["systems"]["source"]["sim_source"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    assert rep["content"]["pairs_with_transcript"] == 1
+    assert rep["speed"]["model_rtf"]["total"] > 0 and rep["speed"]["vocoder_rtf"]["total"] > 0
+    for name in ("report.md", "similarity.png", "mel_pair000.png", "audio/pair000_converted.wav"):
+        assert (whole / name).is_file(), name
+    md = (whole / "report.md").read_text()
+    assert "| converted |" in md and "| vocoder resynthesis |" in md and "broken.wav" in md
+
+    # a report folder of one model refuses results of another
+    other = tmp_path / "other.pt"
+    import torch
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    state["meta"] = {"note": "another model"}
+    torch.save(state, other)
+    assert cli(["evaluate", "--model", str(other), "--pairs", str(pairs_tsv), "--vocoder", "griffinlim",
+                "--no-progress", "--out", str(whole)]) == 2

@@ -1,0 +1,130 @@
+"""``vc evaluate``: convert many pairs and measure speaker similarity, content, quality, speed.
+
+    vc evaluate --model CKPT --data /path/to/manifest.tsv --split dev --out REPORT_DIR
+    vc evaluate --pairs PAIRS.tsv --out REPORT_DIR        # the installed default model
+
+Files, one per role: pairs (what to evaluate), speaker (Resemblyzer + threshold), asr (Whisper,
+CER / WER), quality (DNSMOS, MCD), probes (disentanglement), runner (the resumable loop),
+report (figures, tables, plots). The scorers load lazily, once per process; importing this
+package loads none of them.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+CALIBRATION_PER_SPEAKER = 10   # real utterances per speaker for the threshold and the probes
+
+EPILOG = """\
+PAIRS.tsv: tab-separated with a header; columns source, target (a clip of the target speaker),
+optional reference (the target speaker saying the source's sentence: enables MCD), text (the
+source's transcript), source_speaker, target_speaker (enable SVAR calibration and the probes).
+With --data every ordered pair of different speakers of the split is evaluated.
+REPORT_DIR gets report.md, report.json, results.jsonl (one line per pair: a re-run resumes),
+similarity.png, mel_pair*.png and audio/ (the first converted pairs).
+"""
+
+
+def register(sub):
+    from ..cli import add_model_options
+    p = sub.add_parser("evaluate", help="measure a model on many pairs (similarity, CER, DNSMOS, speed)",
+                       description="Convert every pair and measure speaker similarity, speaker verification "
+                                   "accept rate, CER/WER, DNSMOS, MCD, disentanglement and speed, next to "
+                                   "three baselines (source unchanged, vocoder resynthesis, reconstruction).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pairs", metavar="PAIRS.tsv", help="the pairs to convert (see below)")
+    src.add_argument("--data", metavar="DIR_OR_MANIFEST", help="manifest .tsv, VCTK root or speaker folders")
+    p.add_argument("--split", default="dev",
+                   help="with --data: the split to use ('all' for every utterance; default dev)")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report (resumable)")
+    p.add_argument("--max-pairs", type=int, metavar="N", help="a deterministic subset of N pairs, for quick looks")
+    p.add_argument("--seed", type=int, default=0, help="chooses the utterances of --data pairs (default 0)")
+    p.add_argument("--threshold", type=float, help="speaker verification threshold to use instead of calibrating one")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for the model, vocoder and scorers (default 1: on a machine shared "
+                        "with other jobs more threads mostly wait for each other; raise it on an idle one)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def check_scorers():
+    """Fail before converting anything when a scorer or its weights are missing."""
+    import importlib.util
+
+    from ..cli import UsageError
+    from .asr import model_dir
+    missing = [name for name in ("resemblyzer", "webrtcvad", "faster_whisper", "jiwer", "speechmos", "onnxruntime")
+               if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(f"the evaluation needs {', '.join(missing)}: pip install 'vc[eval]' "
+                         "and pip install --no-deps resemblyzer")
+    try:
+        model_dir()
+    except RuntimeError as e:
+        raise UsageError(str(e)) from None
+
+
+def run(args) -> int:
+    import numpy as np
+    import torch
+
+    import vc
+
+    from ..cli import UsageError
+    from ..convert import DEFAULT_MODEL
+    from ..data import find_utterances
+    from . import pairs as pairs_mod
+    from . import probes, report, runner, speaker
+
+    if args.max_pairs is not None and args.max_pairs < 1:
+        raise UsageError("--max-pairs must be 1 or more")
+    if args.threads < 1:
+        raise UsageError("--threads must be 1 or more")
+    torch.set_num_threads(args.threads)
+    if args.data:
+        utts = find_utterances(args.data, None if args.split == "all" else args.split)
+        all_pairs = pairs_mod.corpus_pairs(utts, seed=args.seed)
+        labelled = pairs_mod.calibration_set(utts, CALIBRATION_PER_SPEAKER, seed=args.seed)
+        pairs_from = f"{args.data} (split {args.split}, seed {args.seed})"
+    else:
+        all_pairs = pairs_mod.read_pairs(args.pairs)
+        labelled = pairs_mod.labelled_utterances(all_pairs)
+        pairs_from = str(args.pairs)
+    pairs = pairs_mod.subset(all_pairs, args.max_pairs, seed=args.seed)
+    check_scorers()
+    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
+    model_path = Path(args.model) if args.model else DEFAULT_MODEL
+    model_sha1 = runner.file_sha1(model_path)
+    out = Path(args.out)
+    runner.check_signature(out, {"model_sha1": model_sha1, "vocoder": args.vocoder})
+    progress = not args.no_progress
+    print(f"evaluating {len(pairs)} of {len(all_pairs)} pairs -> {out}", file=sys.stderr)
+
+    scorer = runner.Scorer(conv)
+    records = runner.score_pairs(scorer, pairs, out, progress=progress)
+    speakers, feats, problems = scorer.codes(labelled, progress=progress)
+    if args.threshold is not None:
+        calibration = {"threshold": args.threshold, "note": "given with --threshold."}
+    else:
+        try:
+            calibration = speaker.calibrate(feats.get("resemblyzer", np.zeros((0, 1))), speakers)
+        except ValueError as e:
+            calibration = {"threshold": None, "note": f"not computed: {e}"}
+    calibration["unreadable"] = problems
+    probe = probes.speaker_probes(feats, speakers) if feats else {"skipped": "no labelled utterances"}
+    meta = {"model": str(model_path), "model_sha1": model_sha1, "vocoder": args.vocoder,
+            "device": args.device, "pairs_from": pairs_from, "pairs_available": len(all_pairs),
+            "max_pairs": args.max_pairs, "threads": torch.get_num_threads(),
+            "ceiling_is_target": any(p.ceiling == p.target for p in pairs)}
+    rep = report.build(records, calibration, probe, meta)
+    rep["speed"]["generated"] = datetime.datetime.now().isoformat(timespec="seconds")
+    md = report.write(out, rep, records)
+    row = rep["systems"]["converted"]
+    print(f"wrote {md}: {rep['pairs']['scored']} pairs scored, {rep['pairs']['failed']} failed; "
+          f"converted: sim to target {report._fmt(row['sim_target'], 3)}, "
+          f"CER {report._fmt(row['cer'], 1, True)} %", file=sys.stderr)
+    return 0 if rep["pairs"]["failed"] == 0 else 1
