@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -33,14 +32,14 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "vc" / "examples"
 
 
 def timed(fn, repeats: int) -> float:
-    """Median seconds of ``repeats`` calls, after one warm-up call."""
+    """Fastest of ``repeats`` calls after one warm-up call (the least disturbed by other jobs)."""
     fn()
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    return min(times)
 
 
 def speech(seconds: float, sr: int) -> np.ndarray:
@@ -54,6 +53,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", help="checkpoint (default: the installed default model, else random weights)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     ap.add_argument("--lengths", type=float, nargs="+", default=[1, 10, 60], help="input seconds")
+    ap.add_argument("--repeats", type=int, default=3, help="timed calls per cell (default 3)")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args(argv)
     if args.threads:
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     print(f"{which}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     print(f"device {args.device}, {torch.get_num_threads()} torch threads, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    print("RTF = compute seconds / audio seconds (median of repeats)\n")
+    print(f"RTF = compute seconds / audio seconds (fastest of {args.repeats} after a warm-up)\n")
 
     cols = ("features", "model", "hifigan", "griffinlim", "end to end (hifigan)", "end to end (griffinlim)")
     print(f"| input | {' | '.join(cols)} |")
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     for seconds in args.lengths:
         wav = speech(seconds, sr)
         mel = conv.mel(wav)
-        repeats = 5 if seconds <= 2 else 3 if seconds <= 15 else 1
+        repeats = args.repeats
         with torch.inference_mode():
             rows = {
                 "features": timed(lambda: conv.mel(wav), repeats),
