@@ -94,7 +94,7 @@ def main(argv=None) -> int:
                 "end to end (griffinlim)": timed(lambda: convs["griffinlim"].convert(wav, target), repeats),
             }
         audio_s = mel.shape[-1] * mel_cfg.hop_length / sr
-        print(f"| {seconds:g} s | " + " | ".join(f"{rows[c] / audio_s:.3f}" for c in cols) + " |", flush=True)
+        print(f"| {seconds:g} s | " + " | ".join(f"{rows[c] / audio_s:.4f}" for c in cols) + " |", flush=True)
     return 0
 
 

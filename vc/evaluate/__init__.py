@@ -125,6 +125,6 @@ def run(args) -> int:
     md = report.write(out, rep, records)
     row = rep["systems"]["converted"]
     print(f"wrote {md}: {rep['pairs']['scored']} pairs scored, {rep['pairs']['failed']} failed; "
-          f"converted: sim to target {report._fmt(row['sim_target'], 3)}, "
-          f"CER {report._fmt(row['cer'], 1, True)} %", file=sys.stderr)
+          f"converted: sim to target {report.fmt(row['sim_target'], 3)}, "
+          f"CER {report.fmt(row['cer'], 1, True)} %", file=sys.stderr)
     return 0 if rep["pairs"]["failed"] == 0 else 1

@@ -78,7 +78,7 @@ def speed(ok: list[dict]) -> dict:
 
 # -- writing -----------------------------------------------------------------------------------
 
-def _fmt(s: dict, digits: int = 2, percent: bool = False) -> str:
+def fmt(s: dict, digits: int = 2, percent: bool = False) -> str:
     if s is None or s.get("mean") is None:
         return "—"
     k = 100.0 if percent else 1.0
@@ -99,14 +99,14 @@ def markdown(rep: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for name, label in SYSTEMS.items():
         s = rep["systems"][name]
-        lines.append(f"| {label} | {_fmt(s['sim_target'])} | {_fmt(s['sim_source'])} | "
-                     f"{_fmt(s['svar'], 1, True)} | {_fmt(s['cer'], 1, True)} | {_fmt(s['wer'], 1, True)} | "
-                     f"{_fmt(s['dnsmos'])} | {_fmt(s['mcd'])} |")
+        lines.append(f"| {label} | {fmt(s['sim_target'])} | {fmt(s['sim_source'])} | "
+                     f"{fmt(s['svar'], 1, True)} | {fmt(s['cer'], 1, True)} | {fmt(s['wer'], 1, True)} | "
+                     f"{fmt(s['dnsmos'])} | {fmt(s['mcd'])} |")
     thr = f"{sv['threshold']:.3f}" if sv.get("threshold") is not None else "—"
     lines += ["",
               f"- **sim**: Resemblyzer cosine to the target clip / to the source. Converted speech closer to "
               f"the target than to the source in "
-              f"{_fmt(rep['systems']['converted']['target_closer'], 1, True)} % of pairs.",
+              f"{fmt(rep['systems']['converted']['target_closer'], 1, True)} % of pairs.",
               ("- **SVAR**: " + sv.get("note", "not computed.") if sv.get("threshold") is None else
                f"- **SVAR**: share with sim to target ≥ {thr}, " + (
                    f"the equal-error threshold of {sv['n_same']} same-speaker and {sv['n_different']} "
@@ -115,8 +115,8 @@ def markdown(rep: dict) -> str:
               f"- **CER / WER**: Whisper tiny.en on the output vs the words it should say: the transcript "
               f"({ct['pairs_with_transcript']} pairs) or Whisper on the source ({ct['pairs_against_asr_of_source']} "
               f"pairs, where the source row is 0 by construction). CER converted − CER source: "
-              f"{_fmt(ct['cer_converted_minus_source'], 1, True)} points "
-              f"(pairs with a transcript only: {_fmt(ct['cer_converted_minus_source_with_transcript'], 1, True)}).",
+              f"{fmt(ct['cer_converted_minus_source'], 1, True)} points "
+              f"(pairs with a transcript only: {fmt(ct['cer_converted_minus_source_with_transcript'], 1, True)}).",
               "- **MCD**: to a real recording of the target speaker saying the same words: the `reference` "
               "for converted and source rows, the clip itself for resynthesis and reconstruction.",
               "- **vocoder resynthesis / reconstruction** start from another real clip of the target speaker"
@@ -159,7 +159,8 @@ def similarity_figure(records: list[dict], threshold: float | None):
     for ax, key, title in ((axes[0], "sim_target", "similarity to the target clip"),
                            (axes[1], "sim_source", "similarity to the source")):
         for name, label in SYSTEMS.items():
-            ax.hist([r["systems"][name][key] for r in ok], bins=bins, histtype="step", lw=1.6, label=label)
+            values = np.clip([r["systems"][name][key] for r in ok], bins[0], bins[-1])   # 1.0000001 counts
+            ax.hist(values, bins=bins, histtype="step", lw=1.6, label=label)
         if threshold is not None and key == "sim_target":
             ax.axvline(threshold, color="k", ls="--", lw=1, label=f"SV threshold {threshold:.2f}")
         ax.set_title(title, fontsize=10)
