@@ -74,3 +74,13 @@ def example_clips() -> list[Path]:
     clips = sorted(EXAMPLES.glob("*.flac"))
     assert len(clips) >= 2, f"example clips missing from {EXAMPLES}"
     return clips
+
+
+@pytest.fixture(scope="module")
+def served_threads():
+    """Torch threads as `vc demo` sets them (cores / concurrency), restored afterwards."""
+    from vc import demo
+    threads = torch.get_num_threads()
+    demo.set_threads(2)
+    yield
+    torch.set_num_threads(threads)

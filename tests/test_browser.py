@@ -30,16 +30,6 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 TIMEOUT_MS = 600_000       # a loaded 2-core machine can be slow; the tests measure nothing
 
 
-@pytest.fixture(scope="module")
-def served_threads():
-    """Torch threads as `vc demo` sets them (cores / concurrency), restored afterwards."""
-    import torch
-    threads = torch.get_num_threads()
-    demo.set_threads(2)
-    yield
-    torch.set_num_threads(threads)
-
-
 def artifacts() -> Path:
     folder = Path(os.environ.get("VC_ARTIFACTS", ROOT / "artifacts"))
     folder.mkdir(parents=True, exist_ok=True)

@@ -32,16 +32,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def served_threads():
-    """Torch threads as `vc demo` sets them (cores / concurrency), restored afterwards."""
-    import torch
-    threads = torch.get_num_threads()
-    demo.set_threads(2)
-    yield
-    torch.set_num_threads(threads)
-
-
 def connect(url, downloads) -> Client:
     """A client patient enough for a loaded machine (gradio_client's default HTTP timeout is 20 s)."""
     return Client(url, verbose=False, analytics_enabled=False, download_files=str(downloads),

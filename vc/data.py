@@ -51,20 +51,6 @@ def read_manifest(path) -> list[Utterance]:
                       gender=r.get("gender") or "") for r in rows]
 
 
-def write_manifest(utterances, path, root=None) -> Path:
-    """Write utterances as a manifest TSV (paths relative to ``root``, default the manifest's folder)."""
-    path = Path(path)
-    root = Path(root or path.parent).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["path", "speaker", "split", "gender", "text"])
-        for u in utterances:
-            p = Path(u.path)
-            rel = os.path.relpath(p, root) if p.is_absolute() else str(p)
-            w.writerow([rel, u.speaker, u.split, u.gender, u.text])
-    return path
-
 
 def scan_speaker_folders(root) -> list[Utterance]:
     """``root/<speaker>/**/<audio>``: every sub-folder is one speaker."""

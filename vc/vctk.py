@@ -84,17 +84,22 @@ class Row:
 COLUMNS = tuple(f.name for f in fields(Row))
 
 
-def write_rows(rows, path) -> Path:
-    """Write a manifest (absolute audio paths) atomically: a kill never leaves half a file."""
+def _write_tsv(dicts, columns, path) -> Path:
+    """Write a TSV atomically (temporary name, then rename): a kill never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, COLUMNS, delimiter="\t", lineterminator="\n")
+        w = csv.DictWriter(f, columns, delimiter="\t", lineterminator="\n")
         w.writeheader()
-        w.writerows(vars(r) for r in rows)
+        w.writerows(dicts)
     tmp.replace(path)
     return path
+
+
+def write_rows(rows, path) -> Path:
+    """Write a manifest (absolute audio paths)."""
+    return _write_tsv((vars(r) for r in rows), COLUMNS, path)
 
 
 def read_rows(path) -> list[Row]:
@@ -362,15 +367,7 @@ PAIR_COLUMNS = ("source", "target", "reference", "text", "source_speaker", "targ
 
 
 def write_pairs(pairs: list[dict], path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, PAIR_COLUMNS, delimiter="\t", lineterminator="\n")
-        w.writeheader()
-        w.writerows(pairs)
-    tmp.replace(path)
-    return path
+    return _write_tsv(pairs, PAIR_COLUMNS, path)
 
 
 def register(sub):
