@@ -308,3 +308,20 @@ def test_recipe_rejects_bad_arguments(tmp_path):
     r = subprocess.run(["bash", str(RECIPE / "run.sh"), "--vctk", str(tmp_path / "none"), "--out",
                         str(tmp_path / "w")], capture_output=True, text=True, env=_vc_env())
     assert r.returncode == 2 and "no such folder" in r.stderr
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--vctk", "/nonexistent/vctk"], "no such folder"),
+    (["--vctk", "{tmp}", "--stage", "x"], "--stage must be a whole number"),
+    (["--vctk", "{tmp}", "--stage", "3", "--stop-stage", "2"], "stages run from 1 to 6"),
+    (["--vctk", "{tmp}", "--mic", "mic3"], "--mic must be mic1 or mic2"),
+    (["--vctk", "{tmp}", "--device", "foo"], "unknown device 'foo'"),
+    (["--vctk", "{tmp}", "--config", "/nonexistent.yaml"], "no such config"),
+])
+def test_recipe_creates_nothing_before_its_arguments_are_checked(tmp_path, extra, words):
+    work = tmp_path / "work" / "vctk"
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    r = subprocess.run(["bash", str(RECIPE / "run.sh"), "--out", str(work), *args],
+                       capture_output=True, text=True, env=_vc_env(), cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "work").exists()

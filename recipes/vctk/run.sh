@@ -42,24 +42,50 @@ while [ $# -gt 0 ]; do
     *) die "unknown option '$1' (see --help)" ;;
   esac
 done
+# every argument is checked before anything is created (a typo never leaves an empty WORK_DIR)
+is_count() { [[ "$1" =~ ^[0-9]+$ ]]; }
+for opt in "stage:$stage" "stop-stage:$stop_stage" "ngpu:$ngpu" "workers:$workers" "per-pair:$per_pair" \
+           ${max_pairs:+"max-pairs:$max_pairs"}; do
+  is_count "${opt#*:}" || die "--${opt%%:*} must be a whole number, not '${opt#*:}'"
+done
+[ "$stage" -ge 1 ] && [ "$stop_stage" -le 6 ] && [ "$stage" -le "$stop_stage" ] \
+  || die "stages run from 1 to 6 (--stage $stage --stop-stage $stop_stage)"
 [ -n "$out" ] || die "--out WORK_DIR is required"
 [ "$stage" -gt 1 ] || [ -n "$vctk" ] || die "--vctk CORPUS_ROOT is required for stage 1"
 [ -f "$config" ] || die "$config: no such config"
+[ -f "$heldout" ] || die "$heldout: no such file"
+if [ -n "$vctk" ]; then
+  [ -d "$vctk" ] || die "$vctk: no such folder"
+fi
+case "$mic" in mic1|mic2) ;; *) die "--mic must be mic1 or mic2, not '$mic'" ;; esac
+case "$vocoder" in hifigan|griffinlim) ;; *) die "--vocoder must be hifigan or griffinlim, not '$vocoder'" ;; esac
+[ ! -e "$out" ] || [ -d "$out" ] || die "$out: exists and is not a folder"
 
 if [ -z "${VC:-}" ]; then
   if command -v vc >/dev/null 2>&1; then VC=vc; else VC="python -m vc"; fi
 fi
 PYTHON="${PYTHON:-python}"
 abspath() { echo "$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"; }
-mkdir -p "$out"
-out="$(cd "$out" && pwd)"
 config="$(abspath "$config")"
-[ -f "$heldout" ] || die "$heldout: no such file"
 heldout="$(abspath "$heldout")"
 if [ -n "$vctk" ]; then
-  [ -d "$vctk" ] || die "$vctk: no such folder"
   vctk="$(cd "$vctk" && pwd)"
 fi
+if [ "$device" != auto ]; then   # a bad --device fails now, in one line, not at stage 4
+  $PYTHON - "$device" <<'PY' || exit 2
+import sys
+try:
+    from vc.convert import DeviceError, check_device
+except ImportError:          # this python lacks vc ($VC may still have it): stage 4 will tell
+    sys.exit(0)
+try:
+    check_device(sys.argv[1])
+except DeviceError as e:
+    sys.exit(f"run.sh: error: {e}")
+PY
+fi
+mkdir -p "$out" || die "$out: cannot create the folder"
+out="$(cd "$out" && pwd)"
 manifest="$out/manifest.tsv" exp="$out/exp"
 if [ "$device" = auto ]; then
   device=$($PYTHON -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
