@@ -77,3 +77,49 @@ def test_save_audio_is_atomic_and_resamples(tmp_path):
     info = sf.info(str(out))
     assert info.samplerate == 16000 and abs(info.duration - 1.0) < 0.01
     assert [p.name for p in out.parent.iterdir()] == ["x.flac"]   # no temporary left behind
+
+
+def _arrays():
+    nan = speechlike(1.0, 22050)
+    nan[100] = np.nan
+    return {  # waveform -> words the message must contain
+        "zeros(100)": (np.zeros(100), "all silence"),
+        "noise(100)": (np.random.default_rng(0).uniform(-0.5, 0.5, 100), "too short"),
+        "empty": (np.zeros(0, np.float32), "empty"),
+        "silent 2 s": (np.zeros(44100, np.float32), "all silence"),
+        "0.2 s": (speechlike(0.2, 22050), "too short"),
+        "NaN": (nan, "NaN"),
+        "61 s": (speechlike(61.0, 8000).repeat(3), "too long"),
+        "3-D": (np.zeros((2, 2, 22050)), "expected a 1-D waveform"),
+        "a number": (0.5, "expected a 1-D waveform"),
+        "None": (None, "expected a 1-D waveform"),
+    }
+
+
+@pytest.fixture(scope="module")
+def converter(tiny_checkpoint):
+    import vc
+    return vc.load(tiny_checkpoint, vocoder="griffinlim")
+
+
+@pytest.mark.parametrize("case", list(_arrays()))
+def test_waveforms_get_the_checks_of_files(converter, wav_b, case):
+    wav, words = _arrays()[case]
+    for call in (lambda: converter.convert(wav, wav_b), lambda: converter.convert(wav_b, wav),
+                 lambda: converter.swap(wav, wav_b), lambda: converter.speaker(wav)):
+        with pytest.raises(AudioError) as e:
+            call()
+        assert words in str(e.value) and "\n" not in str(e.value) and "waveform" in str(e.value), str(e.value)
+
+
+def test_good_waveforms_pass_unchanged(converter, wav_b):
+    import torch
+    from vc.audio import check_waveform
+    wav = speechlike(1.0, 22050)
+    assert check_waveform(wav) is not None and np.array_equal(check_waveform(wav), wav)
+    assert np.array_equal(check_waveform(np.stack([wav, wav], 1)), wav)              # (T, channels)
+    assert np.array_equal(check_waveform(torch.from_numpy(wav)), wav)
+    out = converter.convert(wav.astype(np.float64), wav_b)
+    assert abs(out.size - wav.size) <= 2 * 256
+    with pytest.raises(ValueError, match="no target clip"):
+        converter.convert(wav, [])

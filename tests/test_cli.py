@@ -9,6 +9,11 @@ from vc.cli import main
 from test_audio import bad_files
 
 
+def torch_cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
 @pytest.mark.parametrize("vocoder", ["hifigan", "griffinlim"])
 def test_convert_end_to_end(tmp_path, tiny_checkpoint, wav_a, wav_b, vocoder, capsys):
     out = tmp_path / "out.wav"
@@ -65,3 +70,118 @@ def test_console_script_help():
     assert out.returncode == 0 and "A's words in B's voice" in out.stdout
     for command in ("convert", "swap", "train", "export"):
         assert command in out.stdout
+
+
+def _swap(tmp_path, ckpt, a, b, out):
+    return main(["swap", str(a), str(b), "-o", str(out), "--model", str(ckpt), "--vocoder", "griffinlim"])
+
+
+@pytest.mark.parametrize("layout", ["two folders", "same file twice"])
+def test_swap_of_two_clips_with_one_name_writes_two_files(tmp_path, tiny_checkpoint, capsys, layout):
+    from conftest import write_wav
+    a = write_wav(tmp_path / "d1" / "utt.flac", 2.0, f0=110, seed=1)
+    b = write_wav(tmp_path / "d2" / "utt.flac", 1.5, f0=220, seed=2) if layout == "two folders" else a
+    assert _swap(tmp_path, tiny_checkpoint, a, b, tmp_path / "out") == 0
+    wrote = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("wrote")]
+    assert len(wrote) == 2 and len(set(wrote)) == 2, wrote
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["A_in_voice_of_B.wav", "B_in_voice_of_A.wav"]
+    assert abs(sf.info(str(tmp_path / "out" / "A_in_voice_of_B.wav")).duration - 2.0) < 0.1
+    if layout == "two folders":
+        assert abs(sf.info(str(tmp_path / "out" / "B_in_voice_of_A.wav")).duration - 1.5) < 0.1
+
+
+def test_swap_names():
+    from vc.convert import swap_names
+    assert swap_names("x/a.wav", "y/b.flac") == ("a_in_voice_of_b.wav", "b_in_voice_of_a.wav")
+    assert swap_names("x/utt.wav", "y/Utt.flac") == ("A_in_voice_of_B.wav", "B_in_voice_of_A.wav")
+
+
+@pytest.fixture
+def no_conversion(monkeypatch):
+    """Fail the test if a model is loaded or a conversion starts: refusals come first."""
+    import vc
+    import vc.convert
+
+    def refuse(*a, **k):
+        raise AssertionError("the command went on to load the model")
+    monkeypatch.setattr(vc, "load", refuse)
+    monkeypatch.setattr(vc.convert, "load", refuse)
+
+
+def _one_line_error(capsys, *words):
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, err
+    return err
+
+
+DEVICES = {"foo": "unknown device 'foo'", "cuda:99": "cuda:99", "meta": "cannot run vc"}
+if not torch_cuda():
+    DEVICES["cuda"] = "CUDA is not available"
+
+
+def command_lines(tmp_path, ckpt, a, b, device):
+    table = tmp_path / "pairs.tsv"
+    table.write_text(f"source\ttarget\n{a}\t{b}\n")
+    common = ["--model", str(ckpt), "--device", device]
+    return {"convert": ["convert", str(a), str(b), "-o", str(tmp_path / "o" / "x.wav"), *common],
+            "swap": ["swap", str(a), str(b), "-o", str(tmp_path / "o"), *common],
+            "batch": ["batch", str(table), "-o", str(tmp_path / "o"), "--workers", "1", *common],
+            "batch --dry-run": ["batch", str(table), "-o", str(tmp_path / "o"), "--dry-run", *common]}
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_bad_device_is_one_line_before_any_work(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys,
+                                                no_conversion, device):
+    for name, argv in command_lines(tmp_path, tiny_checkpoint, wav_a, wav_b, device).items():
+        assert main(argv) == 2, name
+        _one_line_error(capsys, DEVICES[device])
+        assert not (tmp_path / "o").exists(), name
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_train_refuses_a_bad_device_before_training(tmp_path, capsys, monkeypatch, device):
+    import vc.train
+
+    def refuse(*a, **k):
+        raise AssertionError("vc.train.main was called")
+    monkeypatch.setattr(vc.train, "main", refuse)
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--device", device]) == 2
+    _one_line_error(capsys, DEVICES[device])
+    assert not (tmp_path / "run").exists()
+
+
+def test_unwritable_outputs_are_refused_before_the_conversion(tmp_path, tiny_checkpoint, wav_a, wav_b,
+                                                             capsys, no_conversion):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir.wav").mkdir()
+    model = ["--model", str(tiny_checkpoint)]
+    cases = [
+        (["convert", str(wav_a), str(wav_b), "-o", str(tmp_path / "adir.wav")], "is a folder"),
+        (["convert", str(wav_a), str(wav_b), "-o", str(tmp_path / "o.mp3")], "unsupported format '.mp3'"),
+        (["convert", str(wav_a), str(wav_b), "-o", str(tmp_path / "o")], "unsupported format"),
+        (["convert", str(wav_a), str(wav_b), "-o", str(tmp_path / "afile" / "o.wav")], "is a file, not a folder"),
+        (["convert", str(wav_a), str(wav_b), "-o", str(wav_a)], "it is an input"),
+        (["swap", str(wav_a), str(wav_b), "-o", str(tmp_path / "afile")], "exists and is not a folder"),
+        (["swap", str(wav_a), str(wav_b), "-o", str(tmp_path / "afile" / "out")], "is a file, not a folder"),
+        (["batch", "--sources", str(tmp_path), "--target", str(wav_b), "-o", str(tmp_path / "afile" / "o")],
+         "is a file, not a folder"),
+    ]
+    for argv, words in cases:
+        assert main(argv + model) == 2, argv
+        _one_line_error(capsys, words, argv[argv.index("-o") + 1])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "adir.wav", "afile", "b.wav"]
+
+
+def test_export_checks_its_output_first(tmp_path, tiny_checkpoint, capsys):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    for out, words in ((tmp_path / "adir", "is a folder"), (tmp_path / "afile" / "m.pt", "is a file, not a folder"),
+                       (tiny_checkpoint, "it is an input")):
+        assert main(["export", str(tiny_checkpoint), "-o", str(out)]) == 2
+        _one_line_error(capsys, words)
+    assert main(["export", str(tmp_path / "none.pt"), "-o", str(tmp_path / "m.pt")]) == 2
+    _one_line_error(capsys, "checkpoint not found")
+    assert main(["export", str(tiny_checkpoint), "-o", str(tmp_path / "new" / "m.pt")]) == 0
+

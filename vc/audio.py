@@ -7,13 +7,13 @@ Shapes: a waveform is a 1-D float32 numpy array in [-1, 1] at ``sample_rate``.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from .files import OutputError, atomic_path, check_output_file
 
 SUPPORTED = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
 SILENCE_DBFS = -60.0        # a file whose peak is below this is "all silence"
@@ -90,6 +90,25 @@ def prepare(wav: np.ndarray, sr: int, name="<array>", *, sample_rate: int = 2205
     return wav
 
 
+def check_waveform(wav, sample_rate: int = 22050, name="waveform", *, min_seconds: float = MIN_SECONDS,
+                   max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """The checks of a file, for a waveform in memory (numpy or torch, (T,) or (T, channels)):
+    empty, NaN, too long, silent, too short (after trimming silence) raise AudioError naming
+    ``name``. -> the mono float32 waveform, otherwise unchanged (not trimmed, not normalised)."""
+    try:
+        wav = np.asarray(wav, dtype=np.float32)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise AudioError(name, f"not a waveform or an audio file path ({type(e).__name__})") from None
+    if wav.ndim == 2:
+        wav = wav.mean(axis=1)
+    if wav.ndim != 1:
+        raise AudioError(name, f"expected a 1-D waveform (samples,) or (samples, channels), "
+                               f"got shape {tuple(wav.shape)}")
+    prepare(wav, sample_rate, name, sample_rate=sample_rate, min_seconds=min_seconds,
+            max_seconds=max_seconds, trim=True, normalize=False)
+    return wav
+
+
 def trim_silence(wav: np.ndarray, top_db: float = TRIM_DB, frame: int = 1024,
                  hop: int = 256) -> np.ndarray:
     """Cut leading and trailing frames quieter than ``top_db`` below the loudest frame."""
@@ -125,24 +144,31 @@ def match_loudness(wav: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return normalize_loudness(wav, 20 * np.log10(float(np.sqrt(np.mean(active ** 2))) + 1e-9))
 
 
+WRITABLE = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}     # what save_audio writes
+
+
+def check_output(path, inputs=()) -> Path:
+    """Before a conversion: refuse an output that save_audio could not write (OutputError, one
+    line): a folder, an extension other than .wav/.flac/.ogg, an input, an unmakeable folder."""
+    return check_output_file(path, set(WRITABLE), inputs)
+
+
 def save_audio(path, wav: np.ndarray, sample_rate: int, *, out_rate: int | None = None) -> Path:
     """Write atomically (temporary file in the same folder, then rename): a reader never
-    sees a half-written file. The format follows the extension (.wav, .flac, .ogg)."""
+    sees a half-written file. The format follows the extension (.wav, .flac, .ogg). The file gets
+    the usual permissions (0666 minus the umask); a failure is an OutputError naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = WRITABLE.get(path.suffix.lower())
+    if fmt is None:
+        raise OutputError(path, f"unsupported format '{path.suffix or '(no extension)'}' "
+                                f"(use .wav, .flac or .ogg)")
     wav = np.asarray(wav, dtype=np.float32)
     if out_rate and out_rate != sample_rate:
         wav, sample_rate = soxr.resample(wav, sample_rate, out_rate).astype(np.float32), out_rate
-    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}.get(path.suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{path}: cannot write format '{path.suffix}' (use .wav, .flac or .ogg)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(wav, -1, 1), sample_rate, format=fmt,
-                 subtype="PCM_16" if fmt != "OGG" else None)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        try:
+            sf.write(tmp, np.clip(wav, -1, 1), sample_rate, format=fmt,
+                     subtype="PCM_16" if fmt != "OGG" else None)
+        except sf.SoundFileError as e:       # libsndfile: disk full, ...; names the temporary file
+            raise OutputError(path, str(e).replace(str(tmp), "").strip(" :") or type(e).__name__) from None
     return path

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import tempfile
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from .audio import AudioError, match_loudness, save_audio
 from .checkpoint import CheckpointError
+from .files import OutputError, atomic_open, check_output_folder, make_folder
 from .jobs import (Job, PlanError, is_complete, parse_shard, plan_folder, plan_table,
                    remove_temp_files, shard)
 
@@ -65,7 +65,7 @@ def cpu_cores() -> int:
 
 def reason(err: Exception) -> str:
     """One line: AudioError names the file already; anything else gets its type."""
-    if isinstance(err, AudioError):
+    if isinstance(err, (AudioError, OutputError)):
         return str(err)
     first = (str(err).splitlines() or [""])[0]
     return f"{type(err).__name__}: {first}" if first else type(err).__name__
@@ -190,15 +190,13 @@ def model_path(model: str | None) -> Path:
 
 def write_report(path: Path, jobs: list[Job]) -> Path:
     """The report as TSV, written atomically (a kill never leaves half a report)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", suffix=".tmp", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(REPORT_COLUMNS)
         for j in jobs:
             out = os.path.relpath(j.output, path.parent) if j.output else j.output_text
             w.writerow([j.row, j.status, j.source or j.source_text, j.target_text, out,
                         j.reason, f"{j.seconds:.2f}"])
-    os.replace(tmp, path)
     return path
 
 
@@ -236,6 +234,9 @@ def check_args(args):
         raise UsageError("--threads must be at least 1")
     if args.sample_rate is not None and not 8000 <= args.sample_rate <= 192000:
         raise UsageError("--sample-rate must be between 8000 and 192000")
+    from .convert import check_device
+    check_device(args.device)                 # before any row is planned or a worker started
+    check_output_folder(args.output)
 
 
 def run(args) -> int:
@@ -243,8 +244,6 @@ def run(args) -> int:
     index, count = parse_shard(args.shard)
     model = model_path(args.model)
     out_dir = Path(args.output).resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise PlanError(f"{out_dir}: exists and is not a folder")
 
     jobs = (plan_table(args.table, out_dir, args.format) if args.table
             else plan_folder(args.sources, args.target, out_dir, args.format))
@@ -255,7 +254,7 @@ def run(args) -> int:
     if args.dry_run:
         return dry_run(mine, out_dir)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir)
     removed = remove_temp_files(mine)
     todo = [j for j in mine if j.status == "todo"]
     cores = cpu_cores()

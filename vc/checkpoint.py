@@ -13,14 +13,13 @@ Files are written to a temporary name and renamed, so a kill never leaves a half
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import torch
 
 from .features import MelConfig
+from .files import atomic_path
 from .model import ModelConfig, VoiceConverter
 
 FORMAT, VERSION = "vc-checkpoint", 1
@@ -33,21 +32,14 @@ class CheckpointError(ValueError):
 def save_checkpoint(path, model: VoiceConverter, mel_cfg: MelConfig, train: dict | None = None,
                     meta: dict | None = None) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {"format": FORMAT, "version": VERSION, "model_config": model.cfg.to_dict(),
              "mel_config": mel_cfg.to_dict(),
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              "meta": meta or {}}
     if train is not None:
         state["train"] = train
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp") as tmp:      # usual permissions; errors name ``path``
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return path
 
 

@@ -44,8 +44,20 @@ def _set_threads():
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
+def check_model_options(args):
+    """Every option of a conversion command, before the model is loaded (one line, exit 2)."""
+    from .convert import check_device
+    check_device(args.device)
+    if args.model and not Path(args.model).is_file():
+        from .checkpoint import CheckpointError
+        raise CheckpointError(f"{args.model}: checkpoint not found")
+
+
 def cmd_convert(args) -> int:
     import vc
+    from .audio import check_output
+    check_model_options(args)
+    check_output(args.output, inputs=(args.source, args.target))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
     out = conv.convert_file(args.source, args.target, args.output)
     print(f"wrote {out}  ({args.source}'s words in {args.target}'s voice)")
@@ -54,18 +66,25 @@ def cmd_convert(args) -> int:
 
 def cmd_swap(args) -> int:
     import vc
-    from .audio import save_audio
+    from .audio import check_output, save_audio
+    from .convert import swap_names
+    from .files import check_output_folder
+    check_model_options(args)
+    out = check_output_folder(args.output)
+    name_ab, name_ba = swap_names(args.a, args.b)
+    for name in (name_ab, name_ba):
+        check_output(out / name, inputs=(args.a, args.b))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
     ab, ba = conv.swap(args.a, args.b)
-    out = Path(args.output)
-    a, b = Path(args.a).stem, Path(args.b).stem
-    for name, wav, what in ((f"{a}_in_voice_of_{b}.wav", ab, f"{a}'s words in {b}'s voice"),
-                            (f"{b}_in_voice_of_{a}.wav", ba, f"{b}'s words in {a}'s voice")):
+    for name, wav, what in ((name_ab, ab, f"{args.a}'s words in {args.b}'s voice"),
+                            (name_ba, ba, f"{args.b}'s words in {args.a}'s voice")):
         print(f"wrote {save_audio(out / name, wav, conv.sample_rate)}  ({what})")
     return 0
 
 
 def cmd_train(args) -> int:
+    from .convert import check_device
+    check_device(args.device)           # before vc.train imports and reads anything
     from .train import main as train_main
     _set_threads()
     train_main(args.config, args.data, args.out, resume=args.resume, device=args.device,
@@ -74,7 +93,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .checkpoint import export_checkpoint
+    from .checkpoint import CheckpointError, export_checkpoint
+    from .files import check_output_file
+    if not Path(args.checkpoint).is_file():
+        raise CheckpointError(f"{args.checkpoint}: checkpoint not found")
+    check_output_file(args.output, inputs=(args.checkpoint,))
     out = export_checkpoint(args.checkpoint, args.output)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): use it with `vc convert --model {out}`")
     return 0
@@ -96,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("swap", help="A's words in B's voice and B's words in A's voice",
-                       description="Convert both ways: writes A_in_voice_of_B.wav and B_in_voice_of_A.wav.")
+                       description="Convert both ways: writes A_in_voice_of_B.wav and B_in_voice_of_A.wav "
+                                   "(named after the two files; A and B when both have the same name).")
     p.add_argument("a", help="first recording")
     p.add_argument("b", help="second recording")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
@@ -110,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, TensorBoard)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--steps", type=int, help="stop at this step (default: the config's steps)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps ...")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (for log files)")
     p.set_defaults(func=cmd_train)
 
@@ -140,6 +164,9 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except (AudioError, CheckpointError, NoModelError, VocoderError, UsageError,
             FileNotFoundError, ValueError) as e:
+        print(f"vc {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:      # anything else the system refuses: still one line
         print(f"vc {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ by vc.audio (bad input raises vc.audio.AudioError with a one-line message).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .audio import MAX_SECONDS, load_audio, match_loudness, save_audio
+from .audio import MAX_SECONDS, check_output, check_waveform, load_audio, match_loudness, save_audio
 from .checkpoint import load_model
 from .features import MelConfig, mel_spectrogram
 from .model import VoiceConverter
@@ -28,6 +29,46 @@ DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "default.pt"
 
 class NoModelError(RuntimeError):
     """No trained model is installed and none was given."""
+
+
+class DeviceError(ValueError):
+    """A --device that does not exist on this machine; ``str(err)`` is one line."""
+
+
+DEVICE_HELP = "cpu, cuda, cuda:N or mps"
+
+
+def check_device(name) -> str:
+    """Refuse, in one line (DeviceError), a device name torch does not know or this machine
+    lacks: 'foo', 'cuda' without CUDA, 'cuda:3' with two GPUs, 'mps' off Apple silicon. -> name."""
+    text = str(name).strip()
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise DeviceError(f"unknown device '{name}' (use {DEVICE_HELP})") from None
+    if dev.type == "cpu":
+        return text
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no usable NVIDIA GPU"
+            raise DeviceError(f"device '{name}': CUDA is not available on this machine ({build}, "
+                              f"torch {torch.__version__}); use --device cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise DeviceError(f"device '{name}': this machine has {count} CUDA device"
+                              f"{'s' * (count != 1)} (cuda:0 to cuda:{count - 1})")
+        return text
+    if dev.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise DeviceError(f"device '{name}': MPS (Apple silicon GPU) is not available on this machine; "
+                              "use --device cpu")
+        return text
+    backend = getattr(torch, dev.type, None)         # xpu and other accelerators with is_available()
+    if dev.type not in ("meta",) and callable(getattr(backend, "is_available", None)):
+        if backend.is_available():
+            return text
+        raise DeviceError(f"device '{name}': {dev.type} is not available on this machine; use --device cpu")
+    raise DeviceError(f"device '{name}' cannot run vc (use {DEVICE_HELP})")
 
 
 def default_model_path() -> Path:
@@ -63,14 +104,15 @@ class Converter:
         return self.mel_cfg.sample_rate
 
     # -- stages ----------------------------------------------------------------------------
-    def load(self, audio) -> np.ndarray:
-        """Path -> checked, trimmed, loudness-normalised waveform; arrays pass through."""
-        if isinstance(audio, (str, Path)):
+    def load(self, audio, name: str = "waveform") -> np.ndarray:
+        """Path -> checked, trimmed, loudness-normalised waveform. A waveform (at
+        ``sample_rate``) gets the same checks (AudioError naming ``name``) and is used as it is."""
+        if isinstance(audio, (str, os.PathLike)):
             t = time.perf_counter()
             wav = load_audio(audio, self.sample_rate, max_seconds=self.max_seconds)
             self.timings.add("load", time.perf_counter() - t)
             return wav
-        return np.asarray(audio, dtype=np.float32)
+        return check_waveform(audio, self.sample_rate, name, max_seconds=self.max_seconds)
 
     def mel(self, wav: np.ndarray) -> torch.Tensor:
         """(T,) -> (n_mels, frames) on the model's device."""
@@ -82,7 +124,9 @@ class Converter:
     @torch.inference_mode()
     def speaker(self, *targets) -> torch.Tensor:
         """The speaker vector (speaker_dim,) of one or several clips of one voice (their mean)."""
-        vecs = [self.model.embed_speaker(self.mel(self.load(t)))[0] for t in targets]
+        if not targets:
+            raise ValueError("no target clip given (the voice to convert to)")
+        vecs = [self.model.embed_speaker(self.mel(self.load(t, "target waveform")))[0] for t in targets]
         return torch.stack(vecs).mean(0)
 
     @torch.inference_mode()
@@ -106,7 +150,7 @@ class Converter:
     def convert(self, source, target, *, match_input_loudness: bool = True) -> np.ndarray:
         """``source``'s words in ``target``'s voice (``target`` may be a list of clips of one voice)."""
         self.timings = Timings()
-        src = self.load(source)
+        src = self.load(source, "source waveform")
         targets = target if isinstance(target, (list, tuple)) else [target]
         out = self.vocode(self.convert_mel(self.mel(src), self.speaker(*targets)))
         return match_loudness(out, src) if match_input_loudness else out
@@ -114,7 +158,7 @@ class Converter:
     def swap(self, a, b, *, match_input_loudness: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(a's words in b's voice, b's words in a's voice)."""
         self.timings = Timings()
-        wa, wb = self.load(a), self.load(b)
+        wa, wb = self.load(a, "waveform a"), self.load(b, "waveform b")
         ma, mb = self.mel(wa), self.mel(wb)
         with torch.inference_mode():
             sa, sb = self.model.embed_speaker(ma)[0], self.model.embed_speaker(mb)[0]
@@ -124,11 +168,27 @@ class Converter:
         return ab, ba
 
     def convert_file(self, source, target, out, out_rate: int | None = None) -> Path:
+        """Convert and write ``out`` (.wav, .flac, .ogg); an unwritable ``out`` is refused first."""
+        inputs = [x for x in (source, *(target if isinstance(target, (list, tuple)) else [target]))
+                  if isinstance(x, (str, os.PathLike))]
+        check_output(out, inputs)
         return save_audio(out, self.convert(source, target), self.sample_rate, out_rate=out_rate)
+
+
+def swap_names(a, b, ext: str = ".wav") -> tuple[str, str]:
+    """Output names of a swap of the clips ``a`` and ``b``: (a's words in b's voice, b's words in
+    a's voice), ``<a>_in_voice_of_<b>.wav`` and the reverse. Two clips with the same name
+    (d1/utt.flac and d2/utt.flac, or one file twice) become A and B, so the names never collide
+    (not even on a case-insensitive file system)."""
+    sa, sb = Path(a).stem, Path(b).stem
+    if sa.casefold() == sb.casefold():
+        sa, sb = "A", "B"
+    return f"{sa}_in_voice_of_{sb}{ext}", f"{sb}_in_voice_of_{sa}{ext}"
 
 
 def load(model=None, vocoder: str = "hifigan", device: str = "cpu", **kw) -> Converter:
     """A ready converter: ``model`` is a checkpoint path (default: the installed default model)."""
+    device = check_device(device)
     path = Path(model) if model else default_model_path()
     net, mel_cfg, state = load_model(path, device)
     return Converter(net, mel_cfg, vocoder=vocoder, device=device, meta=state.get("meta", {}), **kw)

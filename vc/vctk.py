@@ -33,6 +33,8 @@ from pathlib import Path
 
 import soundfile as sf
 
+from .files import atomic_open
+
 CORPUS = "vctk"
 AUDIO_DIRS = {"0.92": "wav48_silence_trimmed", "0.80": "wav48"}
 MICS = ("mic1", "mic2")
@@ -87,13 +89,10 @@ COLUMNS = tuple(f.name for f in fields(Row))
 def _write_tsv(dicts, columns, path) -> Path:
     """Write a TSV atomically (temporary name, then rename): a kill never leaves half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with atomic_open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, columns, delimiter="\t", lineterminator="\n")
         w.writeheader()
         w.writerows(dicts)
-    tmp.replace(path)
     return path
 
 
