@@ -64,7 +64,7 @@ def test_speaker_vector_is_one_per_utterance_any_length():
 def test_training_forward_and_adversary_shapes():
     cfg = ModelConfig(**TINY)
     model, clf = VoiceConverter(cfg), SpeakerClassifier(cfg, n_speakers=7)
-    recon, content = model(torch.randn(4, 80, 64), torch.randn(4, 80, 64))
+    recon, content, *_ = model(torch.randn(4, 80, 64), torch.randn(4, 80, 64))
     assert recon.shape == (4, 80, 64) and content.shape == (4, cfg.content_dim, 64 // cfg.downsample)
     assert clf(content).shape == (4, 7)
 

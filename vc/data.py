@@ -20,6 +20,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -157,8 +158,19 @@ def build_cache(utterances, cache_dir, cfg: MelConfig = MelConfig(), workers: in
 
 # -- batches -----------------------------------------------------------------------------------
 
+class Batch(NamedTuple):
+    """segments (B, n_mels, F) to rebuild; references (B, n_mels, F): another segment of the
+    same speaker each; speakers (B,) speaker indices; reference_paths: the utterance of each
+    reference (keys of per-utterance targets such as d-vectors)."""
+    segments: torch.Tensor
+    references: torch.Tensor
+    speakers: torch.Tensor
+    reference_paths: list
+
+
 class SegmentSampler:
-    """Random fixed-length segments, ``batch_size`` different speakers per batch.
+    """Random fixed-length segments of ``batch_size // per_speaker`` different speakers, each
+    speaker giving ``per_speaker`` consecutive items of the batch.
 
     Each item is a pair: a segment to reconstruct, and a *different* segment of the same speaker
     (another utterance when the speaker has one) from which the speaker vector is computed, so
@@ -168,10 +180,12 @@ class SegmentSampler:
     def __init__(self, utterances, cache_dir, cfg: MelConfig, segment_frames: int, seed: int = 0):
         self.segment_frames = segment_frames
         self.by_speaker: dict[str, list[np.ndarray]] = {}
+        self.paths: dict[str, list[str]] = {}
         for u in utterances:
             arr = load_cached(cache_path(cache_dir, u.path, cfg))
             if arr is not None and arr.shape[1] >= segment_frames // 2:
                 self.by_speaker.setdefault(u.speaker, []).append(arr)
+                self.paths.setdefault(u.speaker, []).append(u.path)
         self.speakers = sorted(self.by_speaker)
         if len(self.speakers) < 2:
             raise ValueError("training needs at least two speakers with usable audio")
@@ -184,18 +198,21 @@ class SegmentSampler:
         start = self.rng.integers(0, arr.shape[1] - n + 1)
         return arr[:, start:start + n]
 
-    def batch(self, batch_size: int):
-        """-> (segments (B, n_mels, F), reference segments (B, n_mels, F), speaker indices (B,))."""
-        idx = self.rng.choice(len(self.speakers), size=min(batch_size, len(self.speakers)), replace=False)
-        segs, refs = [], []
-        for i in idx:
-            utts = self.by_speaker[self.speakers[i]]
-            a = self.rng.integers(len(utts))
-            b = (a + self.rng.integers(1, len(utts))) % len(utts) if len(utts) > 1 else a
-            segs.append(self._crop(utts[a]))
-            refs.append(self._crop(utts[b]))
-        return (torch.from_numpy(np.stack(segs)), torch.from_numpy(np.stack(refs)),
-                torch.from_numpy(idx.astype(np.int64)))
+    def batch(self, batch_size: int, per_speaker: int = 1) -> Batch:
+        n_spk = min(max(1, batch_size // per_speaker), len(self.speakers))
+        chosen = self.rng.choice(len(self.speakers), size=n_spk, replace=False)
+        segs, refs, idx, ref_paths = [], [], [], []
+        for i in chosen:
+            utts, paths = self.by_speaker[self.speakers[i]], self.paths[self.speakers[i]]
+            for _ in range(per_speaker):
+                a = self.rng.integers(len(utts))
+                b = (a + self.rng.integers(1, len(utts))) % len(utts) if len(utts) > 1 else a
+                segs.append(self._crop(utts[a]))
+                refs.append(self._crop(utts[b]))
+                idx.append(i)
+                ref_paths.append(paths[b])
+        return Batch(torch.from_numpy(np.stack(segs)), torch.from_numpy(np.stack(refs)),
+                     torch.from_numpy(np.asarray(idx, dtype=np.int64)), ref_paths)
 
     def get_state(self) -> dict:
         return self.rng.bit_generator.state

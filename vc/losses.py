@@ -7,6 +7,8 @@ adversarial      what the encoder minimises to defeat the adversary, logits (B, 
                  ``uniform``  KL(uniform || p): push the adversary's belief to "anyone" (0 at uniform);
                  ``neg_ce``   minus the cross-entropy (Chou et al. 2018): make it wrong; unbounded,
                               so it is clipped at log(n_speakers) to stay stable.
+cosine_distance  1 - cosine of (B, D) rows: speaker vectors (cycle) and d-vectors (distillation).
+frozen           a module's output with its weights held fixed (adversary, read-back encoders).
 """
 from __future__ import annotations
 
@@ -37,3 +39,16 @@ def adversarial_weight(step: int, weight: float, warmup: int, ramp: int) -> floa
     if step < warmup:
         return 0.0
     return weight * min(1.0, (step - warmup) / max(1, ramp))
+
+
+def cosine_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - cosine between rows of (B, D) tensors: 0 when they point the same way."""
+    return (1 - F.cosine_similarity(pred, target, dim=1)).mean()
+
+
+def frozen(module: torch.nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
+    """``module(*inputs)`` with its weights held fixed: gradients reach the inputs only.
+    (The adversary's verdict trains the encoder, not the adversary; the cycle terms' read-back
+    trains the decoder that made the conversion, not the encoder that reads it.)"""
+    params = {k: v.detach() for k, v in module.named_parameters()}
+    return torch.func.functional_call(module, params, inputs)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -252,16 +253,31 @@ class VoiceConverter(nn.Module):
         ab, ba = self.decode(ca.with_speaker(cb.speaker)), self.decode(cb.with_speaker(ca.speaker))
         return (ab[0], ba[0]) if a.dim() == 2 else (ab, ba)
 
-    def forward(self, content_mel: torch.Tensor, speaker_mel: torch.Tensor):
+    def forward(self, content_mel: torch.Tensor, speaker_mel: torch.Tensor, swap_shift: int = 0) -> "TrainOutput":
         """Training pass: the content of ``content_mel`` with the speaker of ``speaker_mel``.
-        Returns (reconstruction (B, n_mels, T), content code (B, content_dim, T/D))."""
+        With ``swap_shift`` > 0 also decodes each content code with the speaker vector of the item
+        ``swap_shift`` places further in the batch (a conversion, for the cycle losses)."""
         x = self._pad(self._batched(content_mel))
         content = self.content_encoder(x)
         if self.training and self.cfg.content_noise > 0:
             content = content + self.cfg.content_noise * torch.randn_like(content)
         spk = self.speaker_encoder(self._batched(speaker_mel))
-        out = self.decoder(content, spk)[:, :, : content_mel.shape[-1]]
-        return out * self.cfg.mel_std + self.cfg.mel_mean, content
+        T = content_mel.shape[-1]
+        out = self.decoder(content, spk)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+        swapped = None
+        if swap_shift:
+            swapped = self.decoder(content, spk.roll(swap_shift, 0))[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+        return TrainOutput(out, content, spk, swapped)
+
+
+class TrainOutput(NamedTuple):
+    """What one training pass gives (B batch, T frames):
+    recon (B, n_mels, T), content (B, content_dim, T'/D), speaker (B, speaker_dim),
+    swapped (B, n_mels, T) or None: each content code decoded with another item's speaker."""
+    recon: torch.Tensor
+    content: torch.Tensor
+    speaker: torch.Tensor
+    swapped: torch.Tensor | None
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -1,13 +1,18 @@
 """Training: ``vc train --config CONFIG.yaml --data SOURCE --out RUN_DIR [--resume]``.
 
-One step, on a batch of B segments of B different speakers:
+One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
   1. the content encoder reads a speaker-perturbed copy of each segment (vc.augment), the
      speaker encoder reads *another* segment of the same speaker, the decoder rebuilds the
      original segment;
   2. the adversary (vc.model.SpeakerClassifier) learns to name the speaker from the detached
      content code;
   3. the autoencoder minimises reconstruction + lambda(step) * adversarial, lambda following the
-     Chou et al. 2018 schedule (vc.losses.adversarial_weight).
+     Chou et al. 2018 schedule (vc.losses.adversarial_weight), plus optional terms on what users
+     hear, a swap within the batch (each content code decoded with another speaker's vector):
+     ``cycle_content`` (the swap's content code is the source's) and ``cycle_speaker`` (a frozen
+     speaker network, the model's own or Resemblyzer via vc.speaker_judge, hears the target in
+     it); and ``dvector_weight``: the speaker vector predicts the Resemblyzer d-vector of its
+     utterance (vc.dvectors: a speaker space learned from thousands of speakers, distilled).
 
 Randomness is derived from (seed, rank, step), so a resumed run draws exactly the batches and
 perturbations that the uninterrupted run would have drawn. Checkpoints (vc.checkpoint) carry
@@ -23,6 +28,8 @@ import json
 import math
 import os
 import platform
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -59,11 +66,19 @@ class TrainConfig:
     adv_ramp: int = 10_000                      # then its weight ramps up linearly
     warp: float = 0.15                          # speaker perturbation of the content input (0: off)
     tilt_db: float = 6.0
+    per_speaker: int = 1                        # items of each speaker in a batch (batch_size // per_speaker speakers)
+    cycle_content: float = 0.0                  # weight: the swapped output's content code = the source's
+    cycle_speaker: float = 0.0                  # weight: the swapped output's speaker vector = the target's
+    speaker_judge: str = "own"                  # who reads the swapped output's voice: "own" (the speaker
+                                                # encoder) or "resemblyzer" (vc.speaker_judge, frozen)
+    dvector_weight: float = 0.0                 # weight: distil Resemblyzer d-vectors into the speaker encoder
     split: str = "train"                        # the manifest split to train on
     val_per_speaker: int = 1                    # held-out utterances of speakers with >= 3
     seed: int = 0
     log_every: int = 50
     ckpt_every: int = 1000
+    ckpt_minutes: float = 10.0                  # also checkpoint after this much wall time (0: off)
+    max_minutes: float = 0.0                    # stop (with a checkpoint) after this much training time (0: off)
     keep_last: int = 3
     val_every: int = 1000
     sample_every: int = 5000
@@ -125,6 +140,9 @@ class Run:
         self.device = torch.device(device)
         torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // self.world))
         self.mel_cfg = MelConfig()
+        if checkpoints(self.run_dir) and not resume:      # before any slow work
+            raise ValueError(f"{self.run_dir} already holds checkpoints: pass --resume to continue "
+                             f"that run, or choose another --out")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cfg.cache_dir or self.run_dir / "cache")
 
@@ -145,19 +163,29 @@ class Run:
         train_utts, self.val_utts = split_validation(usable, cfg.val_per_speaker, cfg.seed)
         self.sampler = SegmentSampler(train_utts, self.cache_dir, self.mel_cfg, cfg.segment_frames, cfg.seed)
         self.speakers = self.sampler.speakers
+        self.dvectors = None
+        self.judge = None
+        if cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer":
+            from .speaker_judge import ResemblyzerJudge
+            self.judge = ResemblyzerJudge(self.mel_cfg).to(self.device)
+        elif cfg.speaker_judge != "own":
+            raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {cfg.speaker_judge!r}")
+        if cfg.dvector_weight > 0:
+            from . import dvectors
+            self.dvectors = dvectors.build(train_utts, self.cache_dir, progress=progress and self.rank == 0)
 
         # model, adversary, optimisers
         self.model_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
         torch.manual_seed(cfg.seed)
         self.model = VoiceConverter(self.model_cfg).to(self.device)
         self.clf = SpeakerClassifier(self.model_cfg, len(self.speakers)).to(self.device)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=1e-4)
+        # training-only head: speaker vector -> Resemblyzer d-vector (distillation)
+        self.dvec_head = torch.nn.Linear(self.model_cfg.speaker_dim, 256).to(self.device)
+        self.opt = torch.optim.AdamW([*self.model.parameters(), *self.dvec_head.parameters()], lr=cfg.lr,
+                                     betas=(0.9, 0.99), weight_decay=1e-4)
         self.clf_opt = torch.optim.AdamW(self.clf.parameters(), lr=cfg.clf_lr, betas=(0.9, 0.99))
         self.step, self.best_val, self.started = 0, float("inf"), time.time()
         self.elapsed_before = 0.0
-        if checkpoints(self.run_dir) and not resume:
-            raise ValueError(f"{self.run_dir} already holds checkpoints: pass --resume to continue "
-                             f"that run, or choose another --out")
         if not (resume and self._resume()) and cfg.init_from:
             self._warm_start(cfg.init_from)
         if self.rank == 0:
@@ -181,7 +209,8 @@ class Run:
     # -- checkpoints -------------------------------------------------------------------------
     def _state(self) -> dict:
         return {"step": self.step, "config": asdict(self.cfg), "speakers": self.speakers,
-                "classifier": self.clf.state_dict(), "optimizer": self.opt.state_dict(),
+                "classifier": self.clf.state_dict(), "dvector_head": self.dvec_head.state_dict(),
+                "optimizer": self.opt.state_dict(),
                 "clf_optimizer": self.clf_opt.state_dict(), "best_val": self.best_val,
                 "elapsed": self.elapsed_before + time.time() - self.started}
 
@@ -213,6 +242,8 @@ class Run:
                 raise ValueError(f"{path}: trained on other speakers than --data gives now")
             self.model.load_state_dict(state["model"])
             self.clf.load_state_dict(tr["classifier"])
+            if "dvector_head" in tr:
+                self.dvec_head.load_state_dict(tr["dvector_head"])
             self.opt.load_state_dict(tr["optimizer"])
             self.clf_opt.load_state_dict(tr["clf_optimizer"])
             self.step, self.best_val = int(tr["step"]), float(tr["best_val"])
@@ -236,44 +267,80 @@ class Run:
                   f"fresh: {sorted(set(mine) - set(same))}")
 
     # -- one step ------------------------------------------------------------------------------
+    def draw(self, step: int):
+        """The batch of ``step``; also seeds torch's generator for that step's perturbations."""
+        self.sampler.rng = np.random.default_rng([self.cfg.seed, self.rank, step])
+        torch.manual_seed(hash((self.cfg.seed, self.rank, step)) % 2 ** 62)
+        return self.sampler.batch(self.cfg.batch_size, self.cfg.per_speaker)
+
+    def objective(self, batch, step: int):
+        """The autoencoder's loss on ``batch`` -> (loss, content code, speaker indices, metrics).
+
+        reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
+        held fixed) + the cycle terms on a swap within the batch + the d-vector distillation."""
+        cfg = self.cfg
+        seg, ref, spk = (t.to(self.device) for t in batch[:3])
+        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0
+        out = self.ae(perturb_speaker(seg, cfg.warp, cfg.tilt_db), ref,
+                      swap_shift=cfg.per_speaker if cycle else 0)
+        lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
+        rec = losses.reconstruction(out.recon, seg)
+        adv = losses.adversarial(losses.frozen(self.clf, out.content), spk, cfg.adv_loss)
+        m = {"loss/reconstruction": rec, "loss/adversarial": adv}
+        loss = rec + lam * adv
+        if cfg.cycle_content > 0:        # the conversion says the same words: its content code = the source's
+            swapped = self.model._pad(self.model._batched(out.swapped))
+            back = losses.frozen(self.model.content_encoder, swapped)
+            m["loss/cycle_content"] = c = losses.reconstruction(back, out.content.detach())
+            loss = loss + cfg.cycle_content * c
+        if cfg.cycle_speaker > 0:        # ... in the target's voice, as a frozen speaker network hears it
+            if self.judge is not None:   # Resemblyzer: the target is its view of the target's reference
+                back = self.judge(out.swapped)
+                with torch.no_grad():
+                    target = self.judge(ref.roll(cfg.per_speaker, 0))
+            else:                        # the model's own speaker encoder
+                back = losses.frozen(self.model.speaker_encoder, self.model._batched(out.swapped))
+                target = out.speaker.roll(cfg.per_speaker, 0).detach()
+            m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
+            loss = loss + cfg.cycle_speaker * c
+        if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
+            from .dvectors import lookup
+            target = lookup(self.dvectors, batch.reference_paths).to(self.device)
+            m["loss/dvector"] = d = losses.cosine_distance(self.dvec_head(out.speaker), target)
+            loss = loss + cfg.dvector_weight * d
+        m["adversary/weight"] = lam
+        return loss, out.content, spk, m
+
     def train_step(self) -> dict:
         cfg, step = self.cfg, self.step
-        self.sampler.rng = np.random.default_rng([cfg.seed, self.rank, step])
-        torch.manual_seed(hash((cfg.seed, self.rank, step)) % 2 ** 62)
-        seg, ref, spk = (t.to(self.device) for t in self.sampler.batch(cfg.batch_size))
+        batch = self.draw(step)
         self.model.train()
         self.clf.train()
         for g in self.opt.param_groups:
             g["lr"] = _lr(cfg, step)
-        content_in = perturb_speaker(seg, cfg.warp, cfg.tilt_db)
-        recon, content = self.ae(content_in, ref)
+        loss, content, spk, m = self.objective(batch, step)
 
-        # 1. the adversary learns to name the speaker from the content code
+        # the autoencoder rebuilds, fools the adversary, and keeps its conversions honest
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.distributed and self.dvectors is not None:   # the head is not inside DDP
+            for p in self.dvec_head.parameters():
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+
+        # then the adversary learns to name the speaker from the (detached) content code
         logits = self.clf_ddp(content.detach())
         clf_loss = losses.classifier(logits, spk)
         self.clf_opt.zero_grad(set_to_none=True)
         clf_loss.backward()
         self.clf_opt.step()
-
-        # 2. the autoencoder rebuilds the segment and tries to fool the adversary
-        lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
-        rec = losses.reconstruction(recon, seg)
-        loss = rec
-        for p in self.clf.parameters():
-            p.requires_grad_(False)
-        adv = losses.adversarial(self.clf(content), spk, cfg.adv_loss)
-        for p in self.clf.parameters():
-            p.requires_grad_(True)
-        loss = rec + lam * adv
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-        self.opt.step()
         self.step += 1
         acc = (logits.argmax(1) == spk).float().mean()
-        return {"loss/reconstruction": rec.item(), "loss/adversarial": adv.item(),
-                "loss/classifier": clf_loss.item(), "adversary/accuracy": acc.item(),
-                "adversary/weight": lam, "lr": _lr(cfg, step), "grad_norm": float(gnorm)}
+        return {**{k: (v.item() if torch.is_tensor(v) else v) for k, v in m.items()}, "loss/classifier": clf_loss.item(),
+                "loss/total": loss.item(), "adversary/accuracy": acc.item(), "lr": _lr(cfg, step),
+                "grad_norm": float(gnorm)}
 
     # -- validation and samples ---------------------------------------------------------------
     @torch.no_grad()
@@ -314,6 +381,8 @@ class Run:
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self, steps: int | None = None):
+        """Train until step ``steps`` (default: the config's), ``max_minutes`` of training time,
+        or SIGINT / SIGTERM; each of them ends with a checkpoint, so ``--resume`` goes on."""
         cfg = self.cfg
         end = steps if steps is not None else cfg.steps
         if self.rank == 0:
@@ -324,45 +393,67 @@ class Run:
                    unit="step", dynamic_ncols=True)
         log_path = self.run_dir / "metrics.jsonl"
         t0, s0 = time.time(), self.step
-        while self.step < end:
-            m = self.train_step()
-            bar.update()
-            if self.rank != 0:
-                if self.step % cfg.ckpt_every == 0 or self.step == end:
+        last_save = time.time()
+        stop = _StopSignals()
+        with stop:
+            while self.step < end:
+                m = self.train_step()
+                bar.update()
+                out_of_time = cfg.max_minutes > 0 and self._elapsed() >= 60 * cfg.max_minutes
+                due = (self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time or stop.received
+                       or (cfg.ckpt_minutes > 0 and time.time() - last_save >= 60 * cfg.ckpt_minutes))
+                if self.distributed:   # every rank must agree on when to save and stop
+                    flags = torch.tensor([float(due), float(bool(out_of_time or stop.received))])
+                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                    due, out_of_time = bool(flags[0]), bool(flags[1])
+                if self.rank == 0:
+                    if self.step % cfg.log_every == 0:
+                        m["steps_per_s"] = (self.step - s0) / max(1e-9, time.time() - t0)
+                        t0, s0 = time.time(), self.step
+                        self._log(log_path, bar, m)
+                    if self.step % cfg.val_every == 0 or self.step == end:
+                        self._validate_and_keep_best(log_path)
+                    if self.writer and cfg.sample_every and self.step % cfg.sample_every == 0:
+                        self.write_samples()
+                if due:
+                    self.save()
+                    last_save = time.time()
+                    if self.writer:
+                        self.writer.flush()
                     self._barrier()
-                continue
-            if self.step % cfg.log_every == 0:
-                m["steps_per_s"] = (self.step - s0) / max(1e-9, time.time() - t0)
-                t0, s0 = time.time(), self.step
-                bar.set_postfix(rec=f"{m['loss/reconstruction']:.3f}", adv_acc=f"{m['adversary/accuracy']:.2f}",
-                                it_s=f"{m['steps_per_s']:.1f}")
-                if self.writer:
-                    for k, v in m.items():
-                        self.writer.add_scalar(k, v, self.step)
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": self.step, **m}) + "\n")
-            if self.step % cfg.val_every == 0 or self.step == end:
-                val = self.validate()
-                if self.writer:
-                    self.writer.add_scalar("val/reconstruction", val, self.step)
-                with open(log_path, "a") as f:
-                    f.write(json.dumps({"step": self.step, "val/reconstruction": val}) + "\n")
-                if val < self.best_val:
-                    self.best_val = val
-                    save_checkpoint(self.run_dir / "best.pt", self.model, self.mel_cfg, meta=self._meta())
-            if self.writer and cfg.sample_every and self.step % cfg.sample_every == 0:
-                self.write_samples()
-            if self.step % cfg.ckpt_every == 0 or self.step == end:
-                self.save()
-                if self.writer:
-                    self.writer.flush()
-                self._barrier()
+                if out_of_time or stop.received:
+                    if self.rank == 0:
+                        why = f"signal {stop.received}" if stop.received else f"max_minutes={cfg.max_minutes}"
+                        print(f"stopped at step {self.step} ({why}); checkpoint saved: --resume continues")
+                    break
         bar.close()
         if self.writer:
             self.writer.close()
         if self.distributed:
             self._check_replicas()
         return self
+
+    def _elapsed(self) -> float:
+        return self.elapsed_before + time.time() - self.started
+
+    def _log(self, log_path, bar, m):
+        bar.set_postfix(rec=f"{m['loss/reconstruction']:.3f}", adv_acc=f"{m['adversary/accuracy']:.2f}",
+                        it_s=f"{m['steps_per_s']:.1f}")
+        if self.writer:
+            for k, v in m.items():
+                self.writer.add_scalar(k, v, self.step)
+        with open(log_path, "a") as f:
+            f.write(json.dumps({"step": self.step, **m}) + "\n")
+
+    def _validate_and_keep_best(self, log_path):
+        val = self.validate()
+        if self.writer:
+            self.writer.add_scalar("val/reconstruction", val, self.step)
+        with open(log_path, "a") as f:
+            f.write(json.dumps({"step": self.step, "val/reconstruction": val}) + "\n")
+        if val < self.best_val:
+            self.best_val = val
+            save_checkpoint(self.run_dir / "best.pt", self.model, self.mel_cfg, meta=self._meta())
 
     def _check_replicas(self):
         """Every process must hold the same weights: write each rank's checksum (rank 0)."""
@@ -374,9 +465,38 @@ class Run:
             (self.run_dir / "replicas.json").write_text(json.dumps([g.tolist() for g in gathered]))
 
 
+class _StopSignals:
+    """Within ``with``: SIGINT and SIGTERM set ``received`` instead of killing the process, so
+    the loop can finish its step and save. A second signal stops at once."""
+
+    def __init__(self):
+        self.received = None
+
+    def _handle(self, signum, frame):
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(f"\n{self.received}: saving a checkpoint after this step (again to stop at once)")
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+
+
 def main(config, data, out, resume=False, device="cpu", steps=None, progress=True):
-    """The ``vc train`` command."""
-    cfg = TrainConfig.from_yaml(config) if config else TrainConfig()
+    """The ``vc train`` command. Without ``config``: the run's own config.yaml when resuming,
+    else vc/configs/default.yaml (the one source of default settings)."""
+    cfg = TrainConfig.from_yaml(config or DEFAULT_CONFIG)
     out = Path(out)
     if resume and (out / "config.yaml").is_file() and not config:
         cfg = TrainConfig.from_yaml(out / "config.yaml")
