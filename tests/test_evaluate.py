@@ -1,6 +1,6 @@
 """vc evaluate: metrics on known cases, pairs, probes, and a resumed run equal to an uninterrupted one.
 
-The scorers (Resemblyzer, Whisper tiny.en, DNSMOS) are the real ones, loaded once per process;
+The scorers (Resemblyzer, ECAPA-TDNN, Whisper tiny.en, DNSMOS) are the real ones, loaded once per process;
 the model is the tiny random one with Griffin-Lim, so the run tests check behaviour, not quality.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from conftest import SHARED_DATA  # noqa: E402
 
 from vc.audio import load_audio  # noqa: E402
 from vc.cli import main as cli  # noqa: E402
-from vc.evaluate import asr, pairs, probes, quality, report, runner, speaker  # noqa: E402
+from vc.evaluate import asr, ecapa, pairs, probes, quality, report, runner, speaker  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -235,11 +235,11 @@ def test_interrupted_and_resumed_run_gives_the_same_report(tmp_path, pairs_tsv, 
 
     real_score, calls = runner.Scorer.score, []
 
-    def interrupted(self, pair):
+    def interrupted(self, pair, *args):
         calls.append(pair)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_score(self, pair)
+        return real_score(self, pair, *args)
 
     monkeypatch.setattr(runner.Scorer, "score", interrupted)
     assert cli(args + ["--out", str(resumed)]) == 130
@@ -259,10 +259,22 @@ def test_interrupted_and_resumed_run_gives_the_same_report(tmp_path, pairs_tsv, 
     assert rep["systems"]["source"]["sim_source"]["mean"] == pytest.approx(1.0, abs=1e-5)
     assert rep["content"]["pairs_with_transcript"] == 1
     assert rep["speed"]["model_rtf"]["total"] > 0 and rep["speed"]["vocoder_rtf"]["total"] > 0
+    # the second, independent verifier: its own fields, calibration and cost
+    assert set(rep["verifiers"]) == {"resemblyzer", "ecapa"} and "ECAPA" in rep["verifiers"]["ecapa"]["name"]
+    ecapa_cal = rep["speaker_verification_ecapa"]
+    assert ecapa_cal["n_same"] == 3 and ecapa_cal["threshold"] is not None
+    assert ecapa_cal["threshold"] != rep["speaker_verification"]["threshold"]
+    for name in ("converted", "source", "resynthesis", "reconstruction"):
+        for field in ("ecapa_sim_target", "ecapa_sim_source", "ecapa_svar", "ecapa_target_closer"):
+            assert rep["systems"][name][field]["n"] == 2, (name, field)
+    assert rep["systems"]["source"]["ecapa_sim_source"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    assert rep["speed"]["evaluation_seconds_per_pair"]["ecapa"] > 0
+    assert rep["meta"]["second_verifier"]["package"].startswith(ecapa.PACKAGE)
     for name in ("report.md", "similarity.png", "mel_pair000.png", "audio/pair000_converted.wav"):
         assert (whole / name).is_file(), name
     md = (whole / "report.md").read_text()
     assert "| converted |" in md and "| vocoder resynthesis |" in md and "broken.wav" in md
+    assert "ECAPA sim to target" in md and "**ECAPA SVAR**" in md
 
     # a report folder of one model refuses results of another
     other = tmp_path / "other.pt"
@@ -272,3 +284,49 @@ def test_interrupted_and_resumed_run_gives_the_same_report(tmp_path, pairs_tsv, 
     torch.save(state, other)
     assert cli(["evaluate", "--model", str(other), "--pairs", str(pairs_tsv), "--vocoder", "griffinlim",
                 "--no-progress", "--out", str(whole)]) == 2
+
+
+def test_screening_run_scores_only_the_chosen_systems(tmp_path, pairs_tsv, tiny_checkpoint):
+    """--systems converted,reconstruction: no baselines that do not depend on the model, a report
+    that still renders; asking for more later scores the pairs again instead of mixing."""
+    out = tmp_path / "screen"
+    args = ["evaluate", "--model", str(tiny_checkpoint), "--pairs", str(pairs_tsv), "--vocoder", "griffinlim",
+            "--no-progress", "--out", str(out)]
+    assert cli(args + ["--systems", "reconstruction, converted"]) == 1          # the broken pair
+    rep = json.loads((out / "report.json").read_text())
+    assert list(rep["systems"]) == ["converted", "reconstruction"]
+    assert rep["meta"]["systems"] == ["converted", "reconstruction"]
+    assert rep["systems"]["converted"]["ecapa_sim_target"]["n"] == 2
+    assert rep["content"]["cer_converted_minus_source"]["mean"] is None
+    for line in (out / runner.RESULTS).read_text().splitlines():
+        rec = json.loads(line)
+        assert "error" in rec or set(rec["systems"]) == {"converted", "reconstruction"}
+    md = (out / "report.md").read_text()
+    assert "| converted |" in md and "| reconstruction |" in md
+    assert "| source unchanged |" not in md and "| vocoder resynthesis |" not in md
+    assert "Not scored in this run (`--systems`): source unchanged, vocoder resynthesis." in md
+    assert (out / "similarity.png").is_file()
+    assert cli(args + ["--systems", "converted,bogus"]) == 2
+    assert cli(args + ["--systems", "source"]) == 1
+    rep = json.loads((out / "report.json").read_text())
+    assert list(rep["systems"]) == ["source"] and "| source unchanged |" in (out / "report.md").read_text()
+
+
+def test_ecapa_separates_speakers_and_is_deterministic(example_clips):
+    wavs = [load16(p) for p in example_clips]
+    e = ecapa.embed(wavs[0])
+    assert e.shape == (ecapa.DIM,) and np.isfinite(e).all()
+    np.testing.assert_array_equal(e, ecapa.embed(wavs[0].copy()))
+    same = [speaker.cosine(ecapa.embed(a), ecapa.embed(b)) for a, b in map(halves, wavs)]
+    whole = [ecapa.embed(w) for w in wavs]
+    cross = [speaker.cosine(whole[i], whole[j]) for i in range(len(whole)) for j in range(i + 1, len(whole))]
+    assert min(same) > max(cross)
+    assert np.isfinite(ecapa.embed(np.zeros(800, np.float32))).all()         # silence, 50 ms
+
+
+def test_missing_second_verifier_is_named(monkeypatch):
+    from vc.cli import UsageError
+    from vc.evaluate import check_scorers
+    monkeypatch.setattr(ecapa, "PACKAGE", "no-such-distribution-here")
+    with pytest.raises(UsageError, match="no-such-distribution-here"):
+        check_scorers()

