@@ -137,6 +137,7 @@ OPTIONS = {
     "cycle_speaker_resemblyzer": dict(cycle_speaker=1.0, speaker_judge="resemblyzer"),
     "dvector": dict(dvector_weight=1.0),
     "per_speaker_2_with_cycles": dict(per_speaker=2, batch_size=4, cycle_content=1.0, cycle_speaker=1.0),
+    "bf16_with_cycles": dict(precision="bf16", cycle_content=1.0, cycle_speaker=1.0),
 }
 
 

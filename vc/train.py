@@ -59,6 +59,7 @@ class TrainConfig:
     lr_warmup: int = 1000
     lr_final: float = 0.1                       # cosine decay to lr * lr_final at ``steps``
     grad_clip: float = 5.0
+    precision: str = "fp32"                     # or "bf16": autocast the networks (CPUs with AVX512-BF16, GPUs)
     clf_lr: float = 5e-4
     adv_loss: str = "uniform"                   # or "neg_ce"
     adv_weight: float = 0.05
@@ -168,7 +169,9 @@ class Run:
         if cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer":
             from .speaker_judge import ResemblyzerJudge
             self.judge = ResemblyzerJudge(self.mel_cfg).to(self.device)
-        elif cfg.speaker_judge != "own":
+        if cfg.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision: 'fp32' or 'bf16', not {cfg.precision!r}")
+        if cfg.speaker_judge not in ("own", "resemblyzer"):
             raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {cfg.speaker_judge!r}")
         if cfg.dvector_weight > 0:
             from . import dvectors
@@ -267,6 +270,9 @@ class Run:
                   f"fresh: {sorted(set(mine) - set(same))}")
 
     # -- one step ------------------------------------------------------------------------------
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
+
     def draw(self, step: int):
         """The batch of ``step``; also seeds torch's generator for that step's perturbations."""
         self.sampler.rng = np.random.default_rng([self.cfg.seed, self.rank, step])
@@ -281,26 +287,33 @@ class Run:
         cfg = self.cfg
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
         cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0
-        out = self.ae(perturb_speaker(seg, cfg.warp, cfg.tilt_db), ref,
-                      swap_shift=cfg.per_speaker if cycle else 0)
+        with self.autocast():
+            out = self.ae(perturb_speaker(seg, cfg.warp, cfg.tilt_db), ref,
+                          swap_shift=cfg.per_speaker if cycle else 0)
+        out = type(out)(*(None if t is None else t.float() for t in out))
         lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
         rec = losses.reconstruction(out.recon, seg)
-        adv = losses.adversarial(losses.frozen(self.clf, out.content), spk, cfg.adv_loss)
+        with self.autocast():
+            logits = losses.frozen(self.clf, out.content).float()
+        adv = losses.adversarial(logits, spk, cfg.adv_loss)
         m = {"loss/reconstruction": rec, "loss/adversarial": adv}
         loss = rec + lam * adv
         if cfg.cycle_content > 0:        # the conversion says the same words: its content code = the source's
             swapped = self.model._pad(self.model._batched(out.swapped))
-            back = losses.frozen(self.model.content_encoder, swapped)
+            with self.autocast():
+                back = losses.frozen(self.model.content_encoder, swapped).float()
             m["loss/cycle_content"] = c = losses.reconstruction(back, out.content.detach())
             loss = loss + cfg.cycle_content * c
         if cfg.cycle_speaker > 0:        # ... in the target's voice, as a frozen speaker network hears it
-            if self.judge is not None:   # Resemblyzer: the target is its view of the target's reference
-                back = self.judge(out.swapped)
-                with torch.no_grad():
-                    target = self.judge(ref.roll(cfg.per_speaker, 0))
-            else:                        # the model's own speaker encoder
-                back = losses.frozen(self.model.speaker_encoder, self.model._batched(out.swapped))
-                target = out.speaker.roll(cfg.per_speaker, 0).detach()
+            with self.autocast():
+                if self.judge is not None:   # Resemblyzer: the target is its view of the target's reference
+                    back = self.judge(out.swapped)
+                    with torch.no_grad():
+                        target = self.judge(ref.roll(cfg.per_speaker, 0))
+                else:                        # the model's own speaker encoder
+                    back = losses.frozen(self.model.speaker_encoder, self.model._batched(out.swapped))
+                    target = out.speaker.roll(cfg.per_speaker, 0).detach()
+            back, target = back.float(), target.float()
             m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
             loss = loss + cfg.cycle_speaker * c
         if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
