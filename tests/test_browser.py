@@ -104,10 +104,31 @@ def test_example_pair_fills_inputs(page):
     assert wav.size > 22050
 
 
-def test_missing_clip_shows_message(page, example_clips):
+def test_missing_clip_message_stays_next_to_the_clip_until_it_changes(page, example_clips):
     page.locator("#clip-a input[type=file]").set_input_files(str(example_clips[0]))
     shown(page, "a")
     page.click("#swap")
-    page.get_by_text("Clip B is missing").first.wait_for()           # the error toast
-    page.wait_for_timeout(500)                                       # let it slide in for the picture
+    message = page.locator("#error-b")
+    message.get_by_text("Clip B is missing").wait_for()               # next to clip B, not a toast
     page.screenshot(path=str(artifacts() / "demo_error.png"))
+    page.wait_for_timeout(12_000)                                     # a toast would be gone by now
+    assert message.get_by_text("Clip B is missing").is_visible()
+    assert page.get_by_text("Error", exact=True).count() == 0         # no reasonless red badges
+    assert not page.locator("#error-a").is_visible() and not page.locator("#error").is_visible()
+    page.locator("#clip-b input[type=file]").set_input_files(str(example_clips[1]))
+    shown(page, "b")
+    message.wait_for(state="hidden")                                  # the input changed: gone
+
+
+def test_one_progress_indicator_while_swapping(page, example_clips):
+    page.locator("#clip-a input[type=file]").set_input_files(str(example_clips[0]))
+    page.locator("#clip-b input[type=file]").set_input_files(str(example_clips[1]))
+    shown(page, "a", "b")
+    page.click("#swap")
+    boxes = set()
+    while not page.locator("#out-ba a[download]").count():         # sample the page until the swap is done
+        boxes.update(page.locator(".progress-text, .progress-level, .eta-bar").evaluate_all(
+            "els => els.filter(e => e.isConnected && e.getClientRects().length)"
+            "          .map(e => (e.closest('[id]') || {id: '?'}).id)"))
+        page.wait_for_timeout(50)
+    assert boxes <= {"timings"}, boxes                              # not also in both audio players

@@ -204,3 +204,66 @@ def test_flags(tmp_path):
     assert (args.model, args.host, args.port, args.share, args.max_upload_mb) == \
         (["a.pt", "b.pt"], "0.0.0.0", 8000, True, 5.0)
     assert args.func is demo.run
+
+
+def _page_swap(app):
+    """The function behind the page's button (not the API): it returns messages, never raises."""
+    fns = [f for f in app.fns.values() if getattr(f, "name", "") == "swap_on_page"]
+    assert len(fns) == 1
+    return fns[0].fn
+
+
+def _config(app, elem_id):
+    return next(c for c in app.get_config_file()["components"] if c["props"].get("elem_id") == elem_id)
+
+
+@pytest.mark.parametrize("case", ["missing B", "bad A", "bad B", "no clip in particular"])
+def test_page_message_stays_next_to_its_clip(tiny_checkpoint, tmp_path, wav_a, case):
+    import gradio as gr
+    app = demo.build_app([tiny_checkpoint], max_upload_mb=1, max_seconds=10, default_vocoder="griffinlim")
+    try:
+        _silent(tmp_path / "quiet.wav")
+        a, b, model = {"missing B": (wav_a, None, None), "bad A": (tmp_path / "quiet.wav", wav_a, None),
+                       "bad B": (wav_a, tmp_path / "quiet.wav", None),
+                       "no clip in particular": (wav_a, wav_a, "nope.pt")}[case]
+        out = _page_swap(app)(str(a) if a else None, str(b) if b else None, "griffinlim", model, True,
+                              progress=lambda *x, **k: None)
+        assert out[:4] == (None, None, None, None)             # no stale outputs next to an error
+        boxes = dict(zip(("A", "B", None), out[4:]))
+        shown = {k for k, box in boxes.items() if box.visible}
+        expected = {"missing B": "B", "bad A": "A", "bad B": "B", "no clip in particular": None}[case]
+        assert shown == {expected}
+        assert all(isinstance(box, gr.HTML) for box in boxes.values())
+        words = {"missing B": "Clip B is missing", "bad A": "Clip A (quiet.wav): all silence",
+                 "bad B": "Clip B (quiet.wav): all silence", "no clip in particular": "unknown model"}[case]
+        assert words in boxes[expected].value and "/tmp" not in boxes[expected].value
+        ok = _page_swap(app)(str(wav_a), str(wav_a), "griffinlim", None, True, progress=lambda *x, **k: None)
+        assert ok[0] and ok[1] and not any(box.visible for box in ok[4:])
+    finally:
+        app.close()
+
+
+def test_message_boxes_and_one_progress_indicator(tiny_checkpoint):
+    app = demo.build_app([tiny_checkpoint], default_vocoder="griffinlim")
+    config = app.get_config_file()
+    ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
+    for box in ("error-a", "error-b", "error"):
+        assert _config(app, box)["type"] == "html" and not _config(app, box)["props"]["visible"]
+    button = [d for d in config["dependencies"] if d["targets"] == [(ids["swap"], "click")]]
+    assert len(button) == 1 and button[0]["show_progress_on"] == [ids["timings"]]
+    # changing a clip hides its message
+    for clip, box in (("clip-a", "error-a"), ("clip-b", "error-b")):
+        hides = [d for d in config["dependencies"] if d["targets"] == [(ids[clip], "change")]]
+        assert hides and ids[box] in hides[0]["outputs"] and ids["error"] in hides[0]["outputs"]
+    app.close()
+
+
+def test_launch_names_the_share_flag(tiny_checkpoint, capsys):
+    app = demo.build_app([tiny_checkpoint], default_vocoder="griffinlim")
+    try:
+        url = demo.launch(app, port=free_port(), block=False, quiet=False)
+        out = capsys.readouterr().out
+        assert "share=True" not in out and "launch()" not in out
+        assert "--share" in out and url in out
+    finally:
+        app.close()

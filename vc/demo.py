@@ -4,13 +4,15 @@
 
 One button runs ``swap`` (also an API: ``gradio_client.Client(url).predict(..., api_name="/swap")``):
 A's words in B's voice and B's words in A's voice, with the time of each step. A second step
-draws the mel-spectrograms and the split code. Bad input comes back as one line in the page
-(gr.Error), never a traceback. Models are loaded once per process and shared by all visitors.
+draws the mel-spectrograms and the split code. Bad input comes back as one line, never a
+traceback: on the page next to the clip it is about (until that input changes), through the API
+as gr.Error (gradio_client's AppError). Models are loaded once per process and shared by all visitors.
 """
 from __future__ import annotations
 
 import atexit
 import copy
+import html
 import logging
 import os
 import shutil
@@ -28,7 +30,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import numpy as np  # noqa: E402
 
 from .audio import AudioError, MAX_SECONDS, match_loudness, save_audio  # noqa: E402
-from .convert import DEFAULT_MODEL, Converter, Timings, load  # noqa: E402
+from .convert import DEFAULT_MODEL, Converter, Timings, load, swap_names  # noqa: E402
 
 log = logging.getLogger(__name__)
 PRETRAINED = DEFAULT_MODEL.parent
@@ -108,6 +110,26 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
     return ab, ba, pictures
 
 
+class Refusal(Exception):
+    """Bad input or a failed conversion: one line for the visitor; ``which`` is the clip it is
+    about ("A", "B") or None."""
+
+    def __init__(self, message: str, which: str | None = None):
+        super().__init__(message)
+        self.which = which
+
+
+def messages(refusal: Refusal | None):
+    """The three message boxes of the page (next to clip A, next to clip B, under the button)."""
+    import gradio as gr
+    boxes = [gr.HTML(value="", visible=False) for _ in range(3)]
+    if refusal is not None:
+        slot = {"A": 0, "B": 1}.get(refusal.which, 2)
+        boxes[slot] = gr.HTML(value=f'<div class="vc-error" role="alert" style="color: #b91c1c; '
+                                    f'font-weight: 600">⚠️ {html.escape(str(refusal))}</div>', visible=True)
+    return boxes
+
+
 def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float = 30,
               default_vocoder: str = "hifigan", concurrency: int = 2, preload: bool = False):
     """The page as a gr.Blocks (queued, not launched). ``model_paths``: checkpoints given with --model;
@@ -117,8 +139,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
 
     from .plots import code_figure, mel_figure
 
-    def fail(message: str):           # a bad input: one line in the page, no traceback in the log
-        log.info("refused: %s", message)
+    def fail(message: str):           # for API callers: gradio_client raises AppError(message)
         return gr.Error(message, print_exception=False)
 
     models = model_choices(model_paths)
@@ -129,54 +150,72 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
 
     def check_clip(path, which: str) -> str:
         if not path:
-            raise fail(f"Clip {which} is missing: upload or record a clip for {which}.")
+            raise Refusal(f"Clip {which} is missing: upload or record a clip for {which}.", which)
         size_mb = os.path.getsize(path) / 2 ** 20
         if size_mb > max_upload_mb:
-            raise fail(f"Clip {which} ({Path(path).name}): file too large: {size_mb:.1f} MB "
-                       f"(the limit is {max_upload_mb:g} MB)")
+            raise Refusal(f"Clip {which} ({Path(path).name}): file too large: {size_mb:.1f} MB "
+                          f"(the limit is {max_upload_mb:g} MB)", which)
         return path
 
-    def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True,
-             progress=gr.Progress()):
+    def convert(clip_a, clip_b, vocoder, model, match_input_loudness, progress):
         """A's words in B's voice and B's words in A's voice -> (A->B wav, B->A wav, seconds per
-        step, pictures for the next step). Every failure is one line in the page."""
+        step, pictures for the next step). Every failure is a Refusal: one line, and the clip
+        it is about."""
         if not models:
-            raise fail(NO_MODEL)
+            raise Refusal(NO_MODEL)
         model = model or next(iter(models))
         if model not in models:
-            raise fail(f"unknown model '{model}' (choose from {', '.join(models)})")
+            raise Refusal(f"unknown model '{model}' (choose from {', '.join(models)})")
         a, b = check_clip(clip_a, "A"), check_clip(clip_b, "B")
         t0 = time.perf_counter()
         progress(0.0, desc="loading the model")
         try:
             conv = copy.copy(get_converter(models[model], vocoder, max_seconds))
         except Exception as e:  # CheckpointError, VocoderError: one line
-            raise fail(f"cannot load {model} with {vocoder}: {e}") from None
+            raise Refusal(f"cannot load {model} with {vocoder}: {e}") from None
         conv.timings = Timings()    # per-call timings: the shared Converter is never written to
         progress(0.1, desc="reading the clips")
         try:
             ab, ba, pictures = swap_clips(conv, a, b, match_input_loudness, progress)
+            t = time.perf_counter()
+            _clean_old(out_dir)
+            folder = out_dir / uuid.uuid4().hex
+            name_ab, name_ba = swap_names(a, b)     # two recordings both called audio.wav: A and B
+            out_ab = save_audio(folder / name_ab, ab, conv.sample_rate)
+            out_ba = save_audio(folder / name_ba, ba, conv.sample_rate)
         except AudioError as e:
             which = "A" if e.path == str(a) else "B"
             name = Path(e.path).name            # never show the server's temporary path
-            raise fail(f"Clip {which} ({name}): {e.problem.replace(e.path, name)}") from None
+            raise Refusal(f"Clip {which} ({name}): {e.problem.replace(e.path, name)}", which) from None
         except Exception as e:
             log.exception("swap failed")
             first = (str(e).splitlines() or [""])[0]
-            raise fail(f"conversion failed ({type(e).__name__}: {first}); see the server log") from None
-        t = time.perf_counter()
-        _clean_old(out_dir)
-        folder = out_dir / uuid.uuid4().hex
-        sa, sb = Path(a).stem, Path(b).stem
-        if sa == sb:                            # two recordings both called audio.wav
-            sa, sb = "A", "B"
-        out_ab = save_audio(folder / f"{sa}_in_voice_of_{sb}.wav", ab, conv.sample_rate)
-        out_ba = save_audio(folder / f"{sb}_in_voice_of_{sa}.wav", ba, conv.sample_rate)
+            raise Refusal(f"conversion failed ({type(e).__name__}: {first}); see the server log") from None
         conv.timings.add("save", time.perf_counter() - t)
         stages = {k: round(v, 3) for k, v in conv.timings.stages.items()}
         stages["total"] = round(time.perf_counter() - t0, 3)
         stages["audio_seconds"] = round((ab.size + ba.size) / conv.sample_rate, 2)
         return str(out_ab), str(out_ba), stages, dict(pictures, folder=str(folder))
+
+    def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True,
+             progress=gr.Progress()):
+        """The API (/swap): both conversions, or gr.Error with the page's one-line message."""
+        try:
+            return convert(clip_a, clip_b, vocoder, model, match_input_loudness, progress)
+        except Refusal as r:
+            log.info("refused: %s", r)
+            raise fail(str(r)) from None
+
+    def swap_on_page(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True,
+                     progress=gr.Progress()):
+        """The button: like the API, but a refusal stays on the page next to the clip it is about
+        (or under the button) until the input changes, instead of a toast that fades."""
+        try:
+            results = convert(clip_a, clip_b, vocoder, model, match_input_loudness, progress)
+            return (*results, *messages(None))
+        except Refusal as r:
+            log.info("refused: %s", r)
+            return (None, None, None, None, *messages(r))
 
     def draw(pictures):
         """The mel-spectrograms and the split code, as PNG files."""
@@ -198,8 +237,12 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                     "gives A's words in B's voice, and B's words in A's voice.")
         gr.Markdown(f"⚠️ **N{NO_MODEL[1:]}.**", visible=not models, elem_id="no-model")
         with gr.Row():
-            clip_a = gr.Audio(label="A", sources=["upload", "microphone"], type="filepath", elem_id="clip-a")
-            clip_b = gr.Audio(label="B", sources=["upload", "microphone"], type="filepath", elem_id="clip-b")
+            with gr.Column():
+                clip_a = gr.Audio(label="A", sources=["upload", "microphone"], type="filepath", elem_id="clip-a")
+                error_a = gr.HTML(visible=False, elem_id="error-a")
+            with gr.Column():
+                clip_b = gr.Audio(label="B", sources=["upload", "microphone"], type="filepath", elem_id="clip-b")
+                error_b = gr.HTML(visible=False, elem_id="error-b")
         gr.Examples([[str(EXAMPLES / f"{x}.flac"), str(EXAMPLES / f"{y}.flac")] for x, y in EXAMPLE_PAIRS],
                     inputs=[clip_a, clip_b], label="Example pairs (dev speakers, never heard in training)",
                     example_labels=["LibriSpeech: woman ↔ man", "speechocean762: woman ↔ man",
@@ -210,6 +253,8 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                                 visible=len(models) > 1)
             loudness = gr.Checkbox(value=True, label="Match the loudness of each output to its input")
         button = gr.Button("Swap voices", variant="primary", elem_id="swap")
+        error = gr.HTML(visible=False, elem_id="error")          # a refusal about no clip in particular
+        api_button = gr.Button(visible=False)                    # only a trigger for the /swap API
         with gr.Row():
             out_ab = gr.Audio(label="A's words in B's voice", type="filepath", interactive=False,
                               buttons=["download"], elem_id="out-ab")
@@ -224,19 +269,40 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         gr.Markdown("Example clips: LibriSpeech (CC BY 4.0) and speechocean762; see "
                     "`vc/examples/README.md` for attribution.")
         pictures = gr.State()
-        button.click(swap, [clip_a, clip_b, vocoder, model, loudness], [out_ab, out_ba, timings, pictures],
-                     api_name="swap").success(draw, pictures, [mels, code], api_visibility="private")
+        inputs = [clip_a, clip_b, vocoder, model, loudness]
+        # one progress indicator (the timings box), not one per output
+        button.click(swap_on_page, inputs, [out_ab, out_ba, timings, pictures, error_a, error_b, error],
+                     show_progress_on=[timings], api_visibility="private") \
+            .then(draw, pictures, [mels, code], show_progress_on=[mels], api_visibility="private")
+        api_button.click(swap, inputs, [out_ab, out_ba, timings, pictures], api_name="swap")
+        # a message stays until what it is about changes
+        hide = gr.HTML(visible=False)
+        clip_a.change(lambda: (hide, hide), None, [error_a, error], show_progress="hidden",
+                      api_visibility="private")
+        clip_b.change(lambda: (hide, hide), None, [error_b, error], show_progress="hidden",
+                      api_visibility="private")
+        for option in (vocoder, model, loudness):
+            option.change(lambda: hide, None, error, show_progress="hidden", api_visibility="private")
     app.queue(default_concurrency_limit=concurrency, max_size=64)
     return app
 
 
 def launch(app, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            max_upload_mb: float = 20, block: bool = True, quiet: bool = False):
-    """Start serving ``app``; returns its local URL (``block=False``: in a background thread)."""
-    _, url, _ = app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block,
-                           max_file_size=f"{max_upload_mb:g}mb", allowed_paths=[str(EXAMPLES)],
-                           ssr_mode=False, quiet=quiet, footer_links=["api"])
-    return url or f"http://{host}:{port}/"
+    """Start serving ``app``; returns its local URL (``block=False``: in a background thread).
+    Gradio's own start-up lines are replaced by ours: it would tell the user to "set
+    `share=True` in `launch()`", where the flag of this command is --share."""
+    _, url, _ = app.launch(server_name=host, server_port=port, share=share,
+                           prevent_thread_lock=True, max_file_size=f"{max_upload_mb:g}mb",
+                           allowed_paths=[str(EXAMPLES)], ssr_mode=False, quiet=True, footer_links=["api"])
+    url = url or f"http://{host}:{port}/"
+    if not quiet:
+        print(f"* Running on local URL:  {url}"
+              + ("" if share else "\n* For a public link (gradio.live, needs internet), start with --share"),
+              flush=True)
+    if block:
+        app.block_thread()
+    return url
 
 
 def run(args) -> int:
