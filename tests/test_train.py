@@ -138,6 +138,7 @@ OPTIONS = {
     "dvector": dict(dvector_weight=1.0),
     "per_speaker_2_with_cycles": dict(per_speaker=2, batch_size=4, cycle_content=1.0, cycle_speaker=1.0),
     "bf16_with_cycles": dict(precision="bf16", cycle_content=1.0, cycle_speaker=1.0),
+    "gan": dict(gan_weight=1.0, cycle_content=1.0),
 }
 
 
@@ -156,10 +157,12 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         return loss.item(), m
 
     before, m = objective()
-    expected = {"cycle_content": "loss/cycle_content", "dvector": "loss/dvector"}.get(option, "loss/cycle_speaker")
+    expected = {"cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
+                "gan": "loss/gan_generator"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     step = run.train_step()
-    assert abs(step["loss/total"] - before) < 1e-5           # the step saw that very batch
+    # the step saw that very batch (the critic's spectral norm refines its estimate at every call)
+    assert abs(step["loss/total"] - before) < (1e-3 if option == "gan" else 1e-5)
     assert objective()[0] < before
     if option == "per_speaker_2_with_cycles":
         batch = run.draw(1)
@@ -167,8 +170,9 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         assert (batch.speakers != batch.speakers.roll(2)).all()                # the swap changes speaker
     run.save()
     resumed = Run(cfg, tree, tmp_path / "run", resume=True, progress=False)
-    for a, b in zip([*run.model.state_dict().values(), *run.dvec_head.state_dict().values()],
-                    [*resumed.model.state_dict().values(), *resumed.dvec_head.state_dict().values()]):
+    trained = lambda r: [*r.model.state_dict().values(), *r.dvec_head.state_dict().values(),  # noqa: E731
+                         *r.critic.state_dict().values()]
+    for a, b in zip(trained(run), trained(resumed)):
         assert torch.equal(a, b)
     assert resumed.step == 1
 

@@ -12,7 +12,9 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      ``cycle_content`` (the swap's content code is the source's) and ``cycle_speaker`` (a frozen
      speaker network, the model's own or Resemblyzer via vc.speaker_judge, hears the target in
      it); and ``dvector_weight``: the speaker vector predicts the Resemblyzer d-vector of its
-     utterance (vc.dvectors: a speaker space learned from thousands of speakers, distilled).
+     utterance (vc.dvectors: a speaker space learned from thousands of speakers, distilled);
+     and ``gan_weight``: a mel-patch critic (vc.discriminator) against over-smoothed output;
+  4. the adversary and the critic take their own steps.
 
 Randomness is derived from (seed, rank, step), so a resumed run draws exactly the batches and
 perturbations that the uninterrupted run would have drawn. Checkpoints (vc.checkpoint) carry
@@ -41,7 +43,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from . import losses
+from . import discriminator, losses
 from .augment import perturb_speaker
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .data import SegmentSampler, build_cache, cache_path, find_utterances, load_cached
@@ -73,6 +75,8 @@ class TrainConfig:
     speaker_judge: str = "own"                  # who reads the swapped output's voice: "own" (the speaker
                                                 # encoder) or "resemblyzer" (vc.speaker_judge, frozen)
     dvector_weight: float = 0.0                 # weight: distil Resemblyzer d-vectors into the speaker encoder
+    gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
+    gan_lr: float = 2e-4
     split: str = "train"                        # the manifest split to train on
     val_per_speaker: int = 1                    # held-out utterances of speakers with >= 3
     seed: int = 0
@@ -182,6 +186,8 @@ class Run:
         torch.manual_seed(cfg.seed)
         self.model = VoiceConverter(self.model_cfg).to(self.device)
         self.clf = SpeakerClassifier(self.model_cfg, len(self.speakers)).to(self.device)
+        self.critic = discriminator.MelPatchCritic(mel_mean=self.model_cfg.mel_mean, mel_std=self.model_cfg.mel_std).to(self.device)
+        self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.9))
         # training-only head: speaker vector -> Resemblyzer d-vector (distillation)
         self.dvec_head = torch.nn.Linear(self.model_cfg.speaker_dim, 256).to(self.device)
         self.opt = torch.optim.AdamW([*self.model.parameters(), *self.dvec_head.parameters()], lr=cfg.lr,
@@ -195,6 +201,7 @@ class Run:
             (self.run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
         self.ae = DDP(self.model) if self.distributed else self.model
         self.clf_ddp = DDP(self.clf) if self.distributed else self.clf
+        self.critic_ddp = DDP(self.critic) if self.distributed and cfg.gan_weight > 0 else self.critic
         self.writer = self._tensorboard() if self.rank == 0 else None
 
     def _barrier(self):
@@ -213,6 +220,7 @@ class Run:
     def _state(self) -> dict:
         return {"step": self.step, "config": asdict(self.cfg), "speakers": self.speakers,
                 "classifier": self.clf.state_dict(), "dvector_head": self.dvec_head.state_dict(),
+                "critic": self.critic.state_dict(), "critic_optimizer": self.critic_opt.state_dict(),
                 "optimizer": self.opt.state_dict(),
                 "clf_optimizer": self.clf_opt.state_dict(), "best_val": self.best_val,
                 "elapsed": self.elapsed_before + time.time() - self.started}
@@ -247,6 +255,9 @@ class Run:
             self.clf.load_state_dict(tr["classifier"])
             if "dvector_head" in tr:
                 self.dvec_head.load_state_dict(tr["dvector_head"])
+            if "critic" in tr:
+                self.critic.load_state_dict(tr["critic"])
+                self.critic_opt.load_state_dict(tr["critic_optimizer"])
             self.opt.load_state_dict(tr["optimizer"])
             self.clf_opt.load_state_dict(tr["clf_optimizer"])
             self.step, self.best_val = int(tr["step"]), float(tr["best_val"])
@@ -321,7 +332,19 @@ class Run:
             target = lookup(self.dvectors, batch.reference_paths).to(self.device)
             m["loss/dvector"] = d = losses.cosine_distance(self.dvec_head(out.speaker), target)
             loss = loss + cfg.dvector_weight * d
+        if cfg.gan_weight > 0:           # sharper spectra: the critic takes the outputs for real ones
+            with self.autocast():
+                fake_scores, fake_feats = losses.frozen(self.critic, out.recon)
+                with torch.no_grad():
+                    _, real_feats = self.critic(seg)
+                fm = discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
+                g = discriminator.generator_loss(fake_scores.float())
+                if out.swapped is not None:
+                    g = (g + discriminator.generator_loss(losses.frozen(self.critic, out.swapped)[0].float())) / 2
+            m["loss/gan_generator"], m["loss/feature_matching"] = g, fm
+            loss = loss + cfg.gan_weight * (g + fm)
         m["adversary/weight"] = lam
+        self._fakes = [out.recon.detach()] + ([out.swapped.detach()] if out.swapped is not None else [])
         return loss, out.content, spk, m
 
     def train_step(self) -> dict:
@@ -349,6 +372,17 @@ class Run:
         self.clf_opt.zero_grad(set_to_none=True)
         clf_loss.backward()
         self.clf_opt.step()
+
+        # and the critic learns to tell real segments from the outputs
+        if cfg.gan_weight > 0:
+            with self.autocast():
+                real = self.critic_ddp(batch.segments.to(self.device))[0].float()
+                fake = self.critic_ddp(torch.cat(self._fakes))[0].float()
+            crit_loss = discriminator.critic_loss(real, fake)
+            self.critic_opt.zero_grad(set_to_none=True)
+            crit_loss.backward()
+            self.critic_opt.step()
+            m["loss/critic"] = crit_loss
         self.step += 1
         acc = (logits.argmax(1) == spk).float().mean()
         return {**{k: (v.item() if torch.is_tensor(v) else v) for k, v in m.items()}, "loss/classifier": clf_loss.item(),

@@ -1,0 +1,50 @@
+"""A least-squares GAN critic on mel patches (training only): L1 alone makes the decoder average
+over what it cannot predict, and averaged spectra lose the fine structure that makes a voice
+somebody's (MelGAN-VC and many others add such a critic next to the L1 loss).
+
+Shapes: (B, n_mels, T) log-mel -> (B, 1, n_mels / 8, T / 8) realness scores, one per patch, and
+the feature maps of every layer (for feature matching).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+class MelPatchCritic(nn.Module):
+    def __init__(self, channels: int = 32, mel_mean: float = -5.0, mel_std: float = 2.5):
+        super().__init__()
+        self.mel_mean, self.mel_std = mel_mean, mel_std
+        c = channels
+        self.layers = nn.ModuleList([
+            spectral_norm(nn.Conv2d(1, c, 3, stride=2, padding=1)),
+            spectral_norm(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)),
+            spectral_norm(nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1)),
+            spectral_norm(nn.Conv2d(4 * c, 4 * c, 3, padding=1)),
+        ])
+        self.out = spectral_norm(nn.Conv2d(4 * c, 1, 3, padding=1))
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = ((mel - self.mel_mean) / self.mel_std)[:, None]
+        feats = []
+        for layer in self.layers:
+            x = F.leaky_relu(layer(x), 0.2)
+            feats.append(x)
+        return self.out(x), feats
+
+
+def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """LSGAN: real patches towards 1, generated ones towards 0."""
+    return ((real_scores - 1) ** 2).mean() + (fake_scores ** 2).mean()
+
+
+def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
+    """LSGAN: the generator wants its patches scored 1."""
+    return ((fake_scores - 1) ** 2).mean()
+
+
+def feature_matching(real_feats, fake_feats) -> torch.Tensor:
+    """L1 between the critic's features of real and generated mels (real ones detached)."""
+    return sum((r.detach() - f).abs().mean() for r, f in zip(real_feats, fake_feats)) / len(real_feats)
