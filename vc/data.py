@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from tqdm import tqdm
 
 from .audio import SUPPORTED, AudioError, load_audio
 from .features import MelConfig, mel_spectrogram
+from .files import atomic_open
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,8 @@ def cache_path(cache_dir, utt_path: str, cfg: MelConfig) -> Path:
 
 
 def _save_npy_atomic(path: Path, array: np.ndarray):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path, "wb", suffix=".tmp") as f:
+        np.save(f, array)
 
 
 def load_cached(path: Path) -> np.ndarray | None:

@@ -48,6 +48,7 @@ from .augment import perturb_speaker
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
 from .data import SegmentSampler, build_cache, cache_path, find_utterances, load_cached
 from .features import MelConfig
+from .files import atomic_open
 from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
 
 
@@ -198,7 +199,8 @@ class Run:
         if not (resume and self._resume()) and cfg.init_from:
             self._warm_start(cfg.init_from)
         if self.rank == 0:
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+            with atomic_open(self.run_dir / "config.yaml") as f:
+                f.write(yaml.safe_dump(asdict(cfg), sort_keys=False))
         self.ae = DDP(self.model) if self.distributed else self.model
         self.clf_ddp = DDP(self.clf) if self.distributed else self.clf
         self.critic_ddp = DDP(self.critic) if self.distributed and cfg.gan_weight > 0 else self.critic
@@ -509,7 +511,8 @@ class Run:
         gathered = [torch.zeros_like(mine) for _ in range(self.world)]
         dist.all_gather(gathered, mine)
         if self.rank == 0:
-            (self.run_dir / "replicas.json").write_text(json.dumps([g.tolist() for g in gathered]))
+            with atomic_open(self.run_dir / "replicas.json") as f:
+                f.write(json.dumps([g.tolist() for g in gathered]))
 
 
 class _StopSignals:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_open, atomic_path
+
 SYSTEMS = {"converted": "converted", "source": "source unchanged",
            "resynthesis": "vocoder resynthesis", "reconstruction": "reconstruction"}
 METRICS = ("sim_target", "sim_source", "svar", "target_closer",
@@ -235,10 +237,13 @@ def similarity_figure(records: list[dict], threshold: float | None, systems=None
 def write(out_dir: Path, rep: dict, records: list[dict]) -> Path:
     from ..plots import plt
     out_dir = Path(out_dir)
-    (out_dir / "report.json").write_text(json.dumps(rep, indent=1) + "\n")
-    (out_dir / "report.md").write_text(markdown(rep))
+    with atomic_open(out_dir / "report.json") as f:
+        f.write(json.dumps(rep, indent=1) + "\n")
+    with atomic_open(out_dir / "report.md") as f:
+        f.write(markdown(rep))
     fig = similarity_figure(records, rep["speaker_verification"].get("threshold"), list(rep["systems"]),
                             rep.get("speaker_verification_ecapa", {}).get("threshold"))
-    fig.savefig(out_dir / "similarity.png", dpi=90)
+    with atomic_path(out_dir / "similarity.png") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return out_dir / "report.md"

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from ..audio import AudioError, match_loudness, save_audio
 from ..convert import Converter, Timings
+from ..files import atomic_open, atomic_path
 from . import SYSTEMS, asr, ecapa, probes, quality, speaker
 from .pairs import Pair
 
@@ -221,7 +222,8 @@ def check_signature(out_dir: Path, signature: dict):
             raise UsageError(f"{out_dir}: holds results of another evaluation (different "
                              f"{', '.join(changed)}): choose a new --out, or delete {out_dir / RESULTS}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(signature, indent=1) + "\n")
+    with atomic_open(path) as f:
+        f.write(json.dumps(signature, indent=1) + "\n")
 
 
 def read_results(path: Path) -> dict[str, dict]:
@@ -255,7 +257,8 @@ def save_example(out_dir: Path, index: int, pair: Pair, shown: dict, scorer: Sco
     fig = mel_figure({f"source: {Path(pair.source).name}": shown["source_mel"],
                       f"target: {Path(pair.target).name}": scorer.conv.mel(shown["target"]),
                       "converted (model output, before the vocoder)": shown["converted_mel"]})
-    fig.savefig(out_dir / f"mel_pair{index:03d}.png", dpi=90)
+    with atomic_path(out_dir / f"mel_pair{index:03d}.png") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
 
 
