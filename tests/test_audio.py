@@ -99,7 +99,7 @@ def _arrays():
 @pytest.fixture(scope="module")
 def converter(tiny_checkpoint):
     import vc
-    return vc.load(tiny_checkpoint, vocoder="griffinlim")
+    return vc.load(tiny_checkpoint, vocoder="griffinlim", max_seconds=60)
 
 
 @pytest.mark.parametrize("case", list(_arrays()))

@@ -29,3 +29,33 @@ def test_weight_norm_folding_matches_torch():
     state = {"weight_g": conv.parametrizations.weight.original0.detach(),
              "weight_v": conv.parametrizations.weight.original1.detach(), "bias": conv.bias.detach()}
     assert torch.allclose(_fold_weight_norm(state)["weight"], conv.weight.detach(), atol=1e-6)
+
+
+def test_precision_auto_follows_the_cpu(monkeypatch):
+    import vc.vocoder as vv
+    monkeypatch.setattr(vv, "cpu_supports_bf16", lambda: True)
+    assert vv.resolve_precision("auto") == "bf16" and vv.resolve_precision("auto", "cuda") == "fp32"
+    monkeypatch.setattr(vv, "cpu_supports_bf16", lambda: False)
+    assert vv.resolve_precision("auto") == "fp32"             # no native bf16: emulated, slower
+    assert vv.resolve_precision("bf16") == "bf16" and vv.resolve_precision("fp32") == "fp32"
+    with pytest.raises(VocoderError, match="unknown precision 'fp16'"):
+        vv.resolve_precision("fp16")
+
+
+def test_hifigan_in_pieces_equals_one_call():
+    """The context of each piece covers HiFi-GAN's receptive field: no seam, same samples."""
+    from vc.vocoder import vocode_chunked
+    voc = get_vocoder("hifigan")
+    mel = torch.randn(1, 80, 170) - 5
+    whole = voc(mel)
+    pieces = vocode_chunked(voc, mel, chunk_frames=48)
+    assert pieces.shape == whole.shape
+    assert float((pieces - whole).abs().max()) < 1e-4
+
+
+def test_bf16_stays_close_to_fp32():
+    voc = get_vocoder("hifigan")
+    mel = torch.randn(1, 80, 60) - 5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = voc(mel).float()
+    assert float((low - voc(mel)).abs().mean()) < 0.02

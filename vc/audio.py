@@ -20,7 +20,21 @@ SILENCE_DBFS = -60.0        # a file whose peak is below this is "all silence"
 TRIM_DB = 40.0              # leading/trailing frames this far below the peak are trimmed
 TARGET_RMS_DBFS = -23.0     # loudness normalisation target for speech frames
 MIN_SECONDS = 0.5
-MAX_SECONDS = 60.0
+MAX_SECONDS = 30 * 60.0     # the default longest input (configurable: max_seconds, --max-minutes)
+
+
+def _duration(seconds: float) -> str:
+    """'42.0 s', or '95.3 min (5718 s)' past two minutes: a limit read at a glance."""
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min ({seconds:.0f} s)"
+
+
+def _limit(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:g} min"
+
+
+def too_long(seconds: float, max_seconds: float) -> str:
+    """The one-line problem of an input over the limit."""
+    return f"too long: {_duration(seconds)} (the limit is {_limit(max_seconds)})"
 
 
 class AudioError(ValueError):
@@ -50,8 +64,7 @@ def load_audio(path, sample_rate: int = 22050, *, min_seconds: float = MIN_SECON
         if info.frames == 0 or info.samplerate <= 0:
             raise AudioError(path, "empty audio (no samples)")
         if max_seconds and info.frames / info.samplerate > max_seconds:
-            raise AudioError(path, f"too long: {info.frames / info.samplerate:.1f} s "
-                                   f"(the limit is {max_seconds:g} s)")
+            raise AudioError(path, too_long(info.frames / info.samplerate, max_seconds))
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except AudioError:
         raise
@@ -74,7 +87,7 @@ def prepare(wav: np.ndarray, sr: int, name="<array>", *, sample_rate: int = 2205
     if not np.isfinite(wav).all():
         raise AudioError(name, "contains NaN or infinite samples")
     if max_seconds and wav.size / sr > max_seconds:
-        raise AudioError(name, f"too long: {wav.size / sr:.1f} s (the limit is {max_seconds:g} s)")
+        raise AudioError(name, too_long(wav.size / sr, max_seconds))
     if sr != sample_rate:
         wav = soxr.resample(wav, sr, sample_rate, quality="HQ").astype(np.float32)
     peak = float(np.abs(wav).max())

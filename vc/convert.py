@@ -22,7 +22,7 @@ from .audio import MAX_SECONDS, check_output, check_waveform, load_audio, match_
 from .checkpoint import load_model
 from .features import MelConfig, mel_spectrogram
 from .model import VoiceConverter
-from .vocoder import get_vocoder
+from .vocoder import CHUNK_FRAMES, get_vocoder, resolve_precision, vocode_chunked
 
 DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "default.pt"
 
@@ -78,6 +78,29 @@ def default_model_path() -> Path:
     return DEFAULT_MODEL
 
 
+MEL_CHUNK_FRAMES = 4096    # log-mel frames computed at once for long inputs (47.6 s at 22,050 Hz)
+
+
+def long_mel(wav, cfg: MelConfig = MelConfig(), chunk_frames: int = MEL_CHUNK_FRAMES,
+             context: int = 4) -> torch.Tensor:
+    """vc.features.mel_spectrogram of a 1-D waveform, computed ``chunk_frames`` frames at a time
+    (bounded memory for long inputs). Each piece is analysed with ``context`` frames of real
+    signal on both sides (a frame reaches 2.5 hops beyond its own), so every frame is computed
+    from the same samples as in one call on the whole input: the same result up to rounding."""
+    wav = torch.as_tensor(np.asarray(wav) if not isinstance(wav, torch.Tensor) else wav).float()
+    hop = cfg.hop_length
+    total = wav.shape[-1] // hop           # frames of the whole (reflect padding of (n_fft - hop) / 2)
+    if total <= chunk_frames + 2 * context:
+        return mel_spectrogram(wav, cfg)
+    pieces = []
+    for start in range(0, total, chunk_frames):
+        end = min(total, start + chunk_frames)
+        lo, hi = max(0, start - context), min(total, end + context)
+        segment = wav[lo * hop: hi * hop if hi < total else None]   # the last piece: to the very end
+        pieces.append(mel_spectrogram(segment, cfg)[:, start - lo: end - lo])
+    return torch.cat(pieces, dim=-1)
+
+
 @dataclass
 class Timings:
     """Seconds spent per stage of the last call."""
@@ -88,14 +111,23 @@ class Timings:
 
 
 class Converter:
-    """A loaded model + vocoder. Thread-compatible for reads; one per process is enough."""
+    """A loaded model + vocoder. Thread-compatible for reads; one per process is enough.
+
+    ``precision`` of HiFi-GAN: "fp32", "bf16" (under torch.autocast; on a CPU with AVX512-BF16 or
+    AMX about twice as fast, the same quality) or "auto" (bf16 where the CPU supports it).
+    Inputs of any length up to ``max_seconds``: the log-mel and the vocoder work on pieces with
+    overlap (bounded memory, no seams); the model sees the whole input at once, so that its
+    instance normalisation has the statistics of the whole utterance, as in one call."""
 
     def __init__(self, model: VoiceConverter, mel_cfg: MelConfig = MelConfig(), vocoder: str = "hifigan",
-                 device: str = "cpu", max_seconds: float = MAX_SECONDS, meta: dict | None = None):
+                 device: str = "cpu", max_seconds: float = MAX_SECONDS, meta: dict | None = None,
+                 precision: str = "auto", chunk_frames: int = CHUNK_FRAMES):
         self.model, self.mel_cfg, self.device = model.to(device).eval(), mel_cfg, torch.device(device)
         self.vocoder_name = vocoder
+        self.precision = resolve_precision(precision, self.device)
         self.vocoder = get_vocoder(vocoder, mel_cfg).to(self.device)
         self.max_seconds = max_seconds
+        self.chunk_frames = chunk_frames
         self.meta = meta or {}
         self.timings = Timings()
 
@@ -117,7 +149,7 @@ class Converter:
     def mel(self, wav: np.ndarray) -> torch.Tensor:
         """(T,) -> (n_mels, frames) on the model's device."""
         t = time.perf_counter()
-        out = mel_spectrogram(torch.from_numpy(wav), self.mel_cfg).to(self.device)
+        out = long_mel(torch.from_numpy(wav), self.mel_cfg).to(self.device)
         self.timings.add("features", time.perf_counter() - t)
         return out
 
@@ -130,10 +162,16 @@ class Converter:
         return torch.stack(vecs).mean(0)
 
     @torch.inference_mode()
-    def vocode(self, mel: torch.Tensor) -> np.ndarray:
-        """(n_mels, frames) -> (frames * hop,) float32."""
+    def vocode(self, mel: torch.Tensor, progress=None) -> np.ndarray:
+        """(n_mels, frames) -> (frames * hop,) float32, ``self.chunk_frames`` frames at a time
+        (``progress(done_frames, total_frames)`` after each piece)."""
         t = time.perf_counter()
-        wav = self.vocoder(mel[None])[0].float().cpu().numpy()
+        bf16 = self.precision == "bf16" and self.vocoder_name == "hifigan"
+
+        def piece(x):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+                return self.vocoder(x).float()
+        wav = vocode_chunked(piece, mel[None], self.chunk_frames, progress=progress)[0].cpu().numpy()
         self.timings.add("vocoder", time.perf_counter() - t)
         return wav
 
@@ -186,9 +224,13 @@ def swap_names(a, b, ext: str = ".wav") -> tuple[str, str]:
     return f"{sa}_in_voice_of_{sb}{ext}", f"{sb}_in_voice_of_{sa}{ext}"
 
 
-def load(model=None, vocoder: str = "hifigan", device: str = "cpu", **kw) -> Converter:
-    """A ready converter: ``model`` is a checkpoint path (default: the installed default model)."""
+def load(model=None, vocoder: str = "hifigan", device: str = "cpu", precision: str = "auto", **kw) -> Converter:
+    """A ready converter: ``model`` is a checkpoint path (default: the installed default model);
+    ``precision`` of HiFi-GAN: "auto" (bf16 where the CPU supports it, else fp32), "fp32", "bf16";
+    ``max_seconds``: the longest input accepted (default 30 minutes)."""
+    resolve_precision(precision, device)        # a wrong name is refused before any loading
     device = check_device(device)
     path = Path(model) if model else default_model_path()
     net, mel_cfg, state = load_model(path, device)
-    return Converter(net, mel_cfg, vocoder=vocoder, device=device, meta=state.get("meta", {}), **kw)
+    return Converter(net, mel_cfg, vocoder=vocoder, device=device, meta=state.get("meta", {}),
+                     precision=precision, **kw)

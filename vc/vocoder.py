@@ -20,6 +20,34 @@ import torch.nn.functional as F
 from .features import MelConfig, mel_to_linear
 
 VOCODERS = ("hifigan", "griffinlim")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_supports_bf16() -> bool:
+    """Does this CPU compute bfloat16 natively (AVX512-BF16 or AMX)? Without it, bf16 is emulated
+    and slower than fp32, so "auto" precision stays fp32."""
+    cpu = getattr(torch._C, "_cpu", None)
+    for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        fn = getattr(cpu, probe, None)
+        try:
+            if fn is not None and fn():
+                return True
+        except RuntimeError:
+            pass
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="ignore")
+    except OSError:
+        return False
+    return any(f" {flag}" in flags for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def resolve_precision(precision: str, device="cpu") -> str:
+    """"auto" -> "bf16" on a CPU that supports it, else "fp32"; "fp32"/"bf16" are kept."""
+    if precision not in PRECISIONS:
+        raise VocoderError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.device(device).type == "cpu" and cpu_supports_bf16() else "fp32"
 
 
 class VocoderError(RuntimeError):
@@ -141,6 +169,53 @@ class GriffinLim(nn.Module):
             angles = angles / (angles.abs() + 1e-8)
         wav = torch.istft(mag * angles, length=length, **stft)
         return wav / max(1.0, float(wav.abs().max()) / 0.99)
+
+
+CHUNK_FRAMES = 1024     # mel frames vocoded at once (11.9 s at 22,050 Hz): bounds the memory
+CHUNK_CONTEXT = 32      # frames of context on each side of a chunk, more than HiFi-GAN's receptive field
+CHUNK_FADE = 4          # frames of cross-fade on each side of a border (inside the context)
+
+
+def vocode_chunked(fn, mel: torch.Tensor, chunk_frames: int = CHUNK_FRAMES, context: int = CHUNK_CONTEXT,
+                   fade: int = CHUNK_FADE, progress=None) -> torch.Tensor:
+    """``fn`` (B, n_mels, frames) -> (B, frames * hop), applied to pieces of ``chunk_frames``
+    frames, each with ``context`` frames of real input on both sides. Neighbouring pieces are
+    cross-faded (linearly, over ``2 * fade`` frames centred on the border); the rest of the context
+    is dropped. For a convolutional vocoder whose receptive field is within ``context - fade``
+    frames (HiFi-GAN V1: about 13 each side) both pieces agree on the overlap, so the result equals
+    one call on the whole input up to rounding: no seam. Griffin-Lim's pieces start from
+    different random phases: the cross-fade hides their border. Memory: one piece at a time plus
+    the output. ``progress(done_frames, total_frames)`` is called after each piece. Inputs of at
+    most ``chunk_frames`` frames are one call."""
+    T = mel.shape[-1]
+    if T <= chunk_frames:
+        out = fn(mel)
+        if progress:
+            progress(T, T)
+        return out
+    fade = max(0, min(fade, context, chunk_frames // 2))
+    starts = list(range(0, T, chunk_frames))
+    if T - starts[-1] < max(context, 2 * fade):       # no tiny last piece: the one before takes it
+        starts.pop()
+    out, hop = None, None
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else T
+        lo, hi = max(0, start - context), min(T, end + context)
+        piece = fn(mel[..., lo:hi])
+        if out is None:
+            hop = piece.shape[-1] // (hi - lo)
+            out = piece.new_zeros(*piece.shape[:-1], T * hop)
+        a, b = max(0, start - fade), min(T, end + fade)        # the frames this piece writes to
+        part = piece[..., (a - lo) * hop: (b - lo) * hop].clone()
+        n = 2 * fade * hop
+        if n and start > 0:                                      # fade in over [start - fade, start + fade)
+            part[..., :n] *= (torch.arange(n, device=part.device) + 0.5) / n
+        if n and end < T:                                        # fade out over [end - fade, end + fade)
+            part[..., -n:] *= 1 - (torch.arange(n, device=part.device) + 0.5) / n
+        out[..., a * hop: b * hop] += part
+        if progress:
+            progress(end, T)
+    return out
 
 
 @lru_cache(maxsize=4)
