@@ -34,7 +34,7 @@ def test_swap_writes_both_directions(tmp_path, tiny_checkpoint, wav_a, wav_b):
 def test_every_bad_input_exits_2_with_one_line(tmp_path, tiny_checkpoint, wav_b, capsys):
     for name, words in bad_files(tmp_path).items():
         if name == "long.wav":
-            continue  # the CLI limit is 60 s; covered below with a real long file
+            continue  # the CLI limit is 30 min; covered below with real long files
         code = main(["convert", str(tmp_path / name), str(wav_b), "-o", str(tmp_path / "o.wav"),
                      "--model", str(tiny_checkpoint), "--vocoder", "griffinlim"])
         err = capsys.readouterr().err.strip()
@@ -46,8 +46,39 @@ def test_too_long_input(tmp_path, tiny_checkpoint, wav_b, capsys):
     from conftest import write_wav
     long = write_wav(tmp_path / "long.wav", 61.0, 8000)
     assert main(["convert", str(long), str(wav_b), "-o", str(tmp_path / "o.wav"),
+                 "--model", str(tiny_checkpoint), "--vocoder", "griffinlim", "--max-minutes", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "too long: 61.0 s (the limit is 60 s)" in err and len(err.splitlines()) == 1, err
+
+
+def test_default_limit_is_30_minutes(tmp_path, tiny_checkpoint, wav_b, capsys):
+    import numpy as np
+    long = tmp_path / "talk.flac"                 # 31 min of silence: a small file, refused by length first
+    sf.write(str(long), np.zeros(31 * 60 * 8000, np.int16), 8000)
+    assert main(["convert", str(long), str(wav_b), "-o", str(tmp_path / "o.wav"),
                  "--model", str(tiny_checkpoint), "--vocoder", "griffinlim"]) == 2
-    assert "too long" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "talk.flac: too long: 31.0 min (1860 s) (the limit is 30 min)" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("argv, words", [(["--max-minutes", "0"], "--max-minutes must be more than 0"),
+                                         (["--precision", "fp16"], "invalid choice")])
+def test_bad_conversion_options(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys, argv, words):
+    try:
+        code = main(["convert", str(wav_a), str(wav_b), "-o", str(tmp_path / "o.wav"),
+                     "--model", str(tiny_checkpoint)] + argv)
+    except SystemExit as e:                        # argparse's own refusal
+        code = e.code
+    assert code == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_precision_option(tmp_path, tiny_checkpoint, wav_a, wav_b, precision):
+    out = tmp_path / "out.wav"
+    assert main(["convert", str(wav_a), str(wav_b), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--precision", precision]) == 0
+    assert abs(sf.info(str(out)).duration - 2.0) < 0.1
 
 
 def test_bad_model_file(tmp_path, wav_a, wav_b, capsys):

@@ -76,11 +76,13 @@ def reason(err: Exception) -> str:
 class Worker:
     """A loaded model and vocoder in one process: embeds voices, converts rows."""
 
-    def __init__(self, model: str, vocoder: str, device: str, threads: int):
+    def __init__(self, model: str, vocoder: str, device: str, threads: int, precision: str = "auto",
+                 max_seconds: float | None = None):
         import torch
         from .convert import load
         torch.set_num_threads(threads)
-        self.conv = load(model, vocoder=vocoder, device=device)
+        limit = {} if max_seconds is None else {"max_seconds": max_seconds}
+        self.conv = load(model, vocoder=vocoder, device=device, precision=precision, **limit)
         noise = np.random.default_rng(0).uniform(-0.1, 0.1, self.conv.sample_rate).astype(np.float32)
         self.conv.vocode(self.conv.mel(noise))   # warm-up: first calls set up filters and kernels
 
@@ -236,10 +238,13 @@ def check_args(args):
         raise UsageError("--sample-rate must be between 8000 and 192000")
     from .convert import check_device
     check_device(args.device)                 # before any row is planned or a worker started
+    from .cli import max_seconds
+    max_seconds(args)
     check_output_folder(args.output)
 
 
 def run(args) -> int:
+    from .cli import max_seconds
     check_args(args)
     index, count = parse_shard(args.shard)
     model = model_path(args.model)
@@ -267,14 +272,16 @@ def run(args) -> int:
 
     start, interrupted = time.perf_counter(), False
     if todo:
-        settings = (str(model), args.vocoder, args.device, threads)
+        settings = (str(model), args.vocoder, args.device, threads, args.precision, max_seconds(args))
         if workers == 1:
             worker = Worker(*settings)
         else:                                # each pool process loads its own; a bad model or
             from .convert import load        # device should stop the command here, though
-            load(str(model), vocoder=args.vocoder, device=args.device)
+            load(str(model), vocoder=args.vocoder, device=args.device, precision=args.precision)
             worker = None
-        print(f"model {model}, vocoder {args.vocoder}, device {args.device}, "
+        from .vocoder import resolve_precision
+        precision = f" ({resolve_precision(args.precision, args.device)})" if args.vocoder == "hifigan" else ""
+        print(f"model {model}, vocoder {args.vocoder}{precision}, device {args.device}, "
               f"{workers} worker{'s' * (workers > 1)} x {threads} thread{'s' * (threads > 1)}")
         with tqdm(total=len(todo), unit=" rows", desc="converting", dynamic_ncols=True,
                   bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}, "
@@ -303,7 +310,7 @@ def run(args) -> int:
 
 
 def register(sub):
-    from .cli import add_model_options
+    from .cli import add_conversion_options, add_model_options
     p = sub.add_parser("batch", help="many conversions: a table of pairs, or a folder in one voice",
                        description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("table", nargs="?", help="CSV or TSV with the header source,target[,output]")
@@ -322,4 +329,5 @@ def register(sub):
     p.add_argument("--dry-run", action="store_true", help="list what would be done; write nothing")
     p.add_argument("--shard", metavar="I/N", help="do only the I-th of N interleaved parts of the rows (1-based)")
     add_model_options(p)
+    add_conversion_options(p)
     p.set_defaults(func=run)

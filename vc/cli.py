@@ -21,7 +21,8 @@ it says A's words in B's voice, and B's words in A's voice.
   vc demo                                        the web page (http://127.0.0.1:7860)
   vc train / vc evaluate / vc export             make, measure and ship your own model
 
-Audio: wav, flac, ogg, opus or mp3, any sample rate, mono or stereo, 0.5 s to 60 s.
+Audio: wav, flac, ogg, opus or mp3, any sample rate, mono or stereo, 0.5 s to 30 min
+(--max-minutes); long recordings are converted piece by piece in bounded memory.
 Without --model the installed default model is used.
 Run `vc COMMAND --help` for the options of one command.
 """
@@ -39,6 +40,22 @@ def add_model_options(p: argparse.ArgumentParser, vocoder: bool = True):
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps ...")
 
 
+def add_conversion_options(p: argparse.ArgumentParser):
+    """--precision and --max-minutes, of the commands that convert files (convert, swap, batch)."""
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                   help="HiFi-GAN arithmetic: bf16 is faster on CPUs with AVX512-BF16 or AMX, "
+                        "same quality; auto (default): bf16 where supported, else fp32")
+    p.add_argument("--max-minutes", type=float, default=30.0, metavar="M",
+                   help="longest input accepted, in minutes (default 30)")
+
+
+def max_seconds(args) -> float:
+    """--max-minutes in seconds, checked (UsageError)."""
+    if not args.max_minutes > 0:
+        raise UsageError("--max-minutes must be more than 0")
+    return args.max_minutes * 60.0
+
+
 def _set_threads():
     import torch
     torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -48,6 +65,8 @@ def check_model_options(args):
     """Every option of a conversion command, before the model is loaded (one line, exit 2)."""
     from .convert import check_device
     check_device(args.device)
+    if hasattr(args, "max_minutes"):
+        max_seconds(args)
     if args.model and not Path(args.model).is_file():
         from .checkpoint import CheckpointError
         raise CheckpointError(f"{args.model}: checkpoint not found")
@@ -58,7 +77,8 @@ def cmd_convert(args) -> int:
     from .audio import check_output
     check_model_options(args)
     check_output(args.output, inputs=(args.source, args.target))
-    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
+    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
+                   max_seconds=max_seconds(args))
     out = conv.convert_file(args.source, args.target, args.output)
     print(f"wrote {out}  ({args.source}'s words in {args.target}'s voice)")
     return 0
@@ -74,7 +94,8 @@ def cmd_swap(args) -> int:
     name_ab, name_ba = swap_names(args.a, args.b)
     for name in (name_ab, name_ba):
         check_output(out / name, inputs=(args.a, args.b))
-    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
+    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
+                   max_seconds=max_seconds(args))
     ab, ba = conv.swap(args.a, args.b)
     for name, wav, what in ((name_ab, ab, f"{args.a}'s words in {args.b}'s voice"),
                             (name_ba, ba, f"{args.b}'s words in {args.a}'s voice")):
@@ -116,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="who says it (audio file of the target voice)")
     p.add_argument("-o", "--output", required=True, help="output file (.wav, .flac or .ogg)")
     add_model_options(p)
+    add_conversion_options(p)
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("swap", help="A's words in B's voice and B's words in A's voice",
@@ -125,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="second recording")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     add_model_options(p)
+    add_conversion_options(p)
     p.set_defaults(func=cmd_swap)
 
     p = sub.add_parser("train", help="train a model (see recipes/ for VCTK)",
