@@ -5,6 +5,7 @@ quality. Bad input must come back as the page's one-line message (gradio_client'
 """
 from __future__ import annotations
 
+import copy
 import socket
 import subprocess
 import sys
@@ -267,3 +268,25 @@ def test_launch_names_the_share_flag(tiny_checkpoint, capsys):
         assert "--share" in out and url in out
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_long_clips_move_the_progress_bar(tiny_checkpoint, example_clips, threads):
+    """Each vocoded piece of either direction moves the bar (one thread per conversion: both
+    directions at once; more: one after the other); the result is the same either way."""
+    import torch
+    conv = demo.get_converter(tiny_checkpoint, "griffinlim", 60)
+    conv = copy.copy(conv)
+    conv.chunk_frames = 100
+    conv.timings = demo.Timings()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        seen = []
+        ab, ba, _ = demo.swap_clips(conv, example_clips[0], example_clips[1],
+                                    progress=lambda value, desc="": seen.append(value))
+    finally:
+        torch.set_num_threads(before)
+    vocoding = [v for v in seen if v >= 0.3]
+    assert len(vocoding) >= 3 and vocoding == sorted(vocoding) and vocoding[-1] <= 0.95 + 1e-9
+    assert ab.size > 0 and ba.size > 0 and "vocoder" in conv.timings.stages

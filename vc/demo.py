@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # no phoning home, works offline
@@ -83,6 +84,42 @@ def _clean_old(folder: Path, age_s: float = KEEP_OUTPUTS_S):
             shutil.rmtree(sub, ignore_errors=True)
 
 
+def vocode_both(conv: Converter, mab, mba, progress=lambda *a, **k: None):
+    """Both directions through the vocoder -> (A->B wav, B->A wav). With one torch thread per
+    conversion (`vc demo`'s default: cores / concurrency) and a core to spare, B -> A runs in a
+    second thread while A -> B runs here: one visitor gets two cores, and single-threaded
+    operators never make OpenMP threads wait on each other. The progress bar moves after each
+    piece of either (long clips are vocoded in pieces of vc.vocoder.CHUNK_FRAMES frames)."""
+    import torch
+    total = mab.shape[-1] + mba.shape[-1]
+    done = {"ab": 0, "ba": 0}
+    desc = f"vocoding ({conv.vocoder_name})"
+
+    def count(key):
+        def cb(frames, _):
+            done[key] = frames
+        return cb
+
+    def report(frames, _):              # from this thread only: gr.Progress belongs to it
+        done["ab"] = frames
+        progress(0.3 + 0.65 * (done["ab"] + done["ba"]) / total, desc=desc)
+
+    progress(0.3, desc=desc)
+    t = time.perf_counter()
+    mine, other = copy.copy(conv), copy.copy(conv)
+    mine.timings, other.timings = Timings(), Timings()      # each thread its own timings
+    if torch.get_num_threads() * 2 <= (os.cpu_count() or 1):
+        with ThreadPoolExecutor(1) as pool:
+            future = pool.submit(other.vocode, mba, count("ba"))
+            ab = mine.vocode(mab, report)
+            ba = future.result()        # re-raises a failure of B -> A here
+    else:
+        ab = mine.vocode(mab, report)
+        ba = other.vocode(mba, lambda frames, n: (count("ba")(frames, n), report(done["ab"], n)))
+    conv.timings.add("vocoder", time.perf_counter() - t)
+    return ab, ba
+
+
 def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progress=lambda *a, **k: None):
     """The page's work, step by step (timed into ``conv.timings``): two clips (paths) ->
     (A->B wav, B->A wav, pictures) where pictures holds the mels (n_mels, frames) and codes."""
@@ -96,10 +133,7 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
         mab = conv.model.decode(ca.with_speaker(cb.speaker))[0]   # A's content, B's voice
         mba = conv.model.decode(cb.with_speaker(ca.speaker))[0]
         conv.timings.add("model", time.perf_counter() - t)
-    progress(0.3, desc=f"vocoding A → B ({conv.vocoder_name})")
-    ab = conv.vocode(mab)
-    progress(0.65, desc=f"vocoding B → A ({conv.vocoder_name})")
-    ba = conv.vocode(mba)
+    ab, ba = vocode_both(conv, mab, mba, progress)
     if match_input_loudness:
         ab, ba = match_loudness(ab, wa), match_loudness(ba, wb)
     hop = conv.mel_cfg.hop_length / conv.sample_rate
