@@ -2,6 +2,8 @@
 
     python benchmarks/batch_throughput.py                       # both vocoders, 100 pairs of 2 s
     python benchmarks/batch_throughput.py --vocoder griffinlim --rows 100 --workers 1,2,4
+    python benchmarks/batch_throughput.py --dev ../shared/data/manifest.tsv --rows 20 \
+        --vocoder hifigan --precisions fp32,auto          # 20 dev pairs, HiFi-GAN before/after bf16
 
 Each configuration runs the real command (`python -m vc batch ...`) in a fresh output folder, so
 the wall time includes start-up (imports, model loading in every worker); "rows/s" is rows over
@@ -60,10 +62,26 @@ def make_pairs(workdir: Path, rows: int, seconds: float) -> Path:
     return table
 
 
-def run(table: Path, out: Path, model: Path, vocoder: str, config: str) -> dict:
+def dev_pairs(manifest: Path, workdir: Path, rows: int, seed: int = 0) -> Path:
+    """rows ordered pairs of different dev speakers of a vc manifest (seeded), as a table."""
+    with open(manifest, newline="") as f:
+        dev = [r for r in csv.DictReader(f, delimiter="\t") if r["split"] == "dev"]
+    rng = np.random.default_rng(seed)
+    table = workdir / "dev_pairs.csv"
+    with open(table, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["source", "target"])
+        for _ in range(rows):
+            a = dev[rng.integers(len(dev))]
+            b = rng.choice([r for r in dev if r["speaker"] != a["speaker"]])
+            w.writerow([str(manifest.parent / a["path"]), str(manifest.parent / b["path"])])
+    return table
+
+
+def run(table: Path, out: Path, model: Path, vocoder: str, config: str, precision: str = "auto") -> dict:
     workers, _, threads = config.partition("x")
     cmd = [sys.executable, "-m", "vc", "batch", str(table), "-o", str(out), "--model", str(model),
-           "--vocoder", vocoder, "--workers", workers] + (["--threads", threads] if threads else [])
+           "--vocoder", vocoder, "--workers", workers, "--precision", precision] + (["--threads", threads] if threads else [])
     start = time.perf_counter()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
@@ -86,22 +104,29 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0, help="length of each generated clip")
     ap.add_argument("--workers", default="1,2", help="comma-separated worker counts; 'WxT' also "
                     "sets the torch threads per worker (default: cores // workers), e.g. 1,2,1x1")
+    ap.add_argument("--dev", metavar="MANIFEST", help="pairs of dev speakers of this vc manifest instead of "
+                    "generated clips (e.g. ../shared/data/manifest.tsv)")
+    ap.add_argument("--precisions", default="auto", help="comma-separated HiFi-GAN precisions (fp32, bf16, auto)")
     args = ap.parse_args()
     vocoders = ("griffinlim", "hifigan") if args.vocoder == "both" else (args.vocoder,)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         model, which = pick_model(args.model, workdir)
-        table = make_pairs(workdir, args.rows, args.seconds)
+        if args.dev:
+            table, what = dev_pairs(Path(args.dev), workdir, args.rows), f"{args.rows} pairs of dev speakers of {args.dev}"
+        else:
+            table, what = make_pairs(workdir, args.rows, args.seconds), f"{args.rows} pairs of {args.seconds:g} s clips"
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"model: {which}\n{args.rows} pairs of {args.seconds:g} s clips; {os.cpu_count()} cores; "
-              f"load average at start {load:.1f}\n")
-        print(f"{'vocoder':<11} {'workers':>7} {'threads':>7} {'rows':>5} {'wall s':>8} {'rows/s':>7} "
-              f"{'s/row':>6} {'x real time':>11}")
+        print(f"model: {which}\n{what}; {os.cpu_count()} cores; load average at start {load:.1f}\n")
+        print(f"{'vocoder':<11} {'precision':>9} {'workers':>7} {'threads':>7} {'rows':>5} {'wall s':>8} {'rows/s':>7} "
+              f"{'s/row':>6} {'x real time':>11} {'load':>5}")
         for vocoder in vocoders:
-            for config in args.workers.split(","):
-                r = run(table, workdir / f"out_{vocoder}_{config}", model, vocoder, config)
-                print(f"{vocoder:<11} {config.partition('x')[0]:>7} {r['threads']:>7} {r['rows']:>5} {r['wall']:>8.1f} "
-                      f"{r['rate']:>7.2f} {r['per_row']:>6.2f} {r['rtf']:>11.2f}", flush=True)
+            for precision in (args.precisions.split(",") if vocoder == "hifigan" else ["auto"]):
+                for config in args.workers.split(","):
+                    r = run(table, workdir / f"out_{vocoder}_{precision}_{config}", model, vocoder, config, precision)
+                    print(f"{vocoder:<11} {precision:>9} {config.partition('x')[0]:>7} {r['threads']:>7} {r['rows']:>5} "
+                          f"{r['wall']:>8.1f} {r['rate']:>7.2f} {r['per_row']:>6.2f} {r['rtf']:>11.2f} "
+                          f"{os.getloadavg()[0]:>5.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,12 @@ of each inference stage, for 1 s, 10 s and 60 s of speech. Not a test: it prints
     python benchmarks/throughput.py [--model CKPT] [--threads N] [--lengths 1 10 60] [--device cpu]
 
 Stages: features (log-mel), model (speaker encoder on the 4 s target + content encoder + decoder),
-each vocoder,
-and end to end (vc.Converter.convert on waveforms: features, model, vocoder, loudness matching;
-the target is a 4 s clip). Input: the bundled example clips, repeated to the length wanted.
+each vocoder (HiFi-GAN as before issue 11: fp32, the whole input in one call; and as now: the
+precision --precision resolves to, bf16 on a CPU with AVX512-BF16/AMX, in pieces of
+vc.vocoder.CHUNK_FRAMES frames), and end to end (vc.Converter.convert on waveforms: features,
+model, vocoder, loudness matching; the target is a 4 s clip). The timed calls of all cells of a
+row are interleaved (a change in the machine's load hits every cell alike); each cell is the
+fastest of --repeats calls after a warm-up. The load average is printed with each row. Input: the bundled example clips, repeated to the length wanted.
 Uses the installed default model, else the given checkpoint, else a randomly initialised model
 of the default ModelConfig (same size and cost as a trained one), and says which.
 """
@@ -31,17 +34,6 @@ from vc.model import ModelConfig, VoiceConverter
 EXAMPLES = Path(__file__).resolve().parents[1] / "vc" / "examples"
 
 
-def timed(fn, repeats: int) -> float:
-    """Fastest of ``repeats`` calls after one warm-up call (the least disturbed by other jobs)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
 def speech(seconds: float, sr: int) -> np.ndarray:
     clips = [load_audio(p, sr) for p in sorted(EXAMPLES.glob("*.flac"))]
     wav = np.concatenate(clips)
@@ -55,6 +47,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lengths", type=float, nargs="+", default=[1, 10, 60], help="input seconds")
     ap.add_argument("--repeats", type=int, default=3, help="timed calls per cell (default 3)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", help="HiFi-GAN precision of the new path (default auto)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -67,34 +60,45 @@ def main(argv=None) -> int:
         torch.manual_seed(0)
         model, mel_cfg = VoiceConverter(ModelConfig()).eval(), MelConfig()
         which = "a randomly initialised model of the default ModelConfig (no default model installed)"
-    convs = {v: Converter(model, mel_cfg, vocoder=v, device=args.device) for v in ("hifigan", "griffinlim")}
+    convs = {"hifigan fp32 (before)": Converter(model, mel_cfg, vocoder="hifigan", device=args.device,
+                                                precision="fp32", chunk_frames=10 ** 9),
+             "hifigan": Converter(model, mel_cfg, vocoder="hifigan", device=args.device, precision=args.precision),
+             "griffinlim": Converter(model, mel_cfg, vocoder="griffinlim", device=args.device)}
     conv = convs["hifigan"]
     sr = conv.sample_rate
     target = speech(4.0, sr)
     target_mel = conv.mel(target)
     print(f"{which}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     print(f"device {args.device}, {torch.get_num_threads()} torch threads, "
-          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"HiFi-GAN precision now: {conv.precision}")
     print(f"RTF = compute seconds / audio seconds (fastest of {args.repeats} after a warm-up)\n")
 
-    cols = ("features", "model", "hifigan", "griffinlim", "end to end (hifigan)", "end to end (griffinlim)")
-    print(f"| input | {' | '.join(cols)} |")
-    print("|---|" + "---|" * len(cols))
+    cols = ("features", "model", "hifigan fp32 (before)", f"hifigan {conv.precision} (now)", "griffinlim",
+            "end to end hifigan (before)", f"end to end hifigan {conv.precision} (now)", "end to end griffinlim")
+    print(f"| input | {' | '.join(cols)} | load avg |")
+    print("|---|" + "---|" * (len(cols) + 1))
     for seconds in args.lengths:
         wav = speech(seconds, sr)
         mel = conv.mel(wav)
-        repeats = args.repeats
+        old, new, gl = convs["hifigan fp32 (before)"], convs["hifigan"], convs["griffinlim"]
         with torch.inference_mode():
-            rows = {
-                "features": timed(lambda: conv.mel(wav), repeats),
-                "model": timed(lambda: conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0]), repeats),
-                "hifigan": timed(lambda: convs["hifigan"].vocode(mel), repeats),
-                "griffinlim": timed(lambda: convs["griffinlim"].vocode(mel), repeats),
-                "end to end (hifigan)": timed(lambda: convs["hifigan"].convert(wav, target), repeats),
-                "end to end (griffinlim)": timed(lambda: convs["griffinlim"].convert(wav, target), repeats),
-            }
+            fns = dict(zip(cols, (
+                lambda: conv.mel(wav),
+                lambda: conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0]),
+                lambda: old.vocode(mel), lambda: new.vocode(mel), lambda: gl.vocode(mel),
+                lambda: old.convert(wav, target), lambda: new.convert(wav, target), lambda: gl.convert(wav, target))))
+            rows = {c: [] for c in cols}
+            for fn in fns.values():
+                fn()                                   # warm-up
+            for _ in range(args.repeats):
+                for c, fn in fns.items():
+                    t = time.perf_counter()
+                    fn()
+                    rows[c].append(time.perf_counter() - t)
         audio_s = mel.shape[-1] * mel_cfg.hop_length / sr
-        print(f"| {seconds:g} s | " + " | ".join(f"{rows[c] / audio_s:.4f}" for c in cols) + " |", flush=True)
+        print(f"| {seconds:g} s | " + " | ".join(f"{min(rows[c]) / audio_s:.4f}" for c in cols)
+              + f" | {os.getloadavg()[0]:.1f} |", flush=True)
     return 0
 
 
