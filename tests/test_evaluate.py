@@ -6,6 +6,7 @@ the model is the tiny random one with Griffin-Lim, so the run tests check behavi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -330,3 +331,32 @@ def test_missing_second_verifier_is_named(monkeypatch):
     monkeypatch.setattr(ecapa, "PACKAGE", "no-such-distribution-here")
     with pytest.raises(UsageError, match="no-such-distribution-here"):
         check_scorers()
+
+
+def test_shards_share_one_report(tmp_path, pairs_tsv, tiny_checkpoint):
+    """Two --shard processes score disjoint pairs; the run without --shard scores nothing new (but
+    the failed pair, as any resumed run does) and reports on all of them, like a single run."""
+    args = ["evaluate", "--model", str(tiny_checkpoint), "--pairs", str(pairs_tsv), "--vocoder", "griffinlim",
+            "--no-progress", "--systems", "converted"]
+    single, sharded = tmp_path / "single", tmp_path / "sharded"
+    assert cli(args + ["--out", str(single)]) == 1
+    assert cli(args + ["--out", str(sharded), "--shard", "0/2"]) == 0
+    assert not (sharded / "report.json").exists()
+    assert cli(args + ["--out", str(sharded), "--shard", "1/2"]) == 0
+    lines = [len((sharded / f"results.shard-{i}-of-2.jsonl").read_text().splitlines()) for i in (0, 1)]
+    assert lines == [2, 1]
+    real_score, rescored = runner.Scorer.score, []
+
+    def spy(self, pair, *a):
+        rescored.append(Path(pair.source).name)
+        return real_score(self, pair, *a)
+
+    runner.Scorer.score = spy
+    try:
+        assert cli(args + ["--out", str(sharded)]) == 1
+    finally:
+        runner.Scorer.score = real_score
+    assert rescored == ["broken.wav"]             # only the failed pair is tried again
+    a, b = comparable(single), comparable(sharded)
+    assert a[0]["systems"] == b[0]["systems"] and a[0]["pairs"] == b[0]["pairs"]
+    assert cli(args + ["--out", str(sharded), "--shard", "2/2"]) == 2

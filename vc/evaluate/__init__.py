@@ -53,6 +53,8 @@ def register(sub):
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for the model, vocoder and scorers (default 1: on a machine shared "
                         "with other jobs more threads mostly wait for each other; raise it on an idle one)")
+    p.add_argument("--shard", metavar="I/N", help="score only every N-th pair, starting at I (0-based), in "
+                   "one of N processes sharing --out; then run once without --shard to write the report")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
     add_model_options(p)
     p.set_defaults(func=run)
@@ -78,6 +80,17 @@ def check_scorers():
         model_dir()
     except RuntimeError as e:
         raise UsageError(str(e)) from None
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    from ..cli import UsageError
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {text}: give I/N, e.g. 0/2") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise UsageError(f"--shard {text}: need 0 <= I < N")
+    return i, n
 
 
 def parse_systems(text: str) -> list[str]:
@@ -107,6 +120,7 @@ def run(args) -> int:
     if args.threads < 1:
         raise UsageError("--threads must be 1 or more")
     systems = parse_systems(args.systems)
+    shard = parse_shard(args.shard) if args.shard else None
     torch.set_num_threads(args.threads)
     if args.data:
         utts = find_utterances(args.data, None if args.split == "all" else args.split)
@@ -128,7 +142,11 @@ def run(args) -> int:
     print(f"evaluating {len(pairs)} of {len(all_pairs)} pairs -> {out}", file=sys.stderr)
 
     scorer = runner.Scorer(conv)
-    records = runner.score_pairs(scorer, pairs, out, progress=progress, systems=systems)
+    records = runner.score_pairs(scorer, pairs, out, progress=progress, systems=systems, shard=shard)
+    if shard is not None:
+        print(f"shard {shard[0]}/{shard[1]} done; when every shard is, run the same command without "
+              f"--shard to write the report", file=sys.stderr)
+        return 0
     speakers, feats, problems = scorer.codes(labelled, progress=progress)
     ecapa_embeddings = feats.pop("ecapa", np.zeros((0, 1)))      # not a probe: the probes stay as they were
 

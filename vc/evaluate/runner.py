@@ -226,6 +226,19 @@ def check_signature(out_dir: Path, signature: dict):
         f.write(json.dumps(signature, indent=1) + "\n")
 
 
+def results_file(out_dir: Path, shard: tuple[int, int] | None = None) -> Path:
+    """results.jsonl, or results.shard-I-of-N.jsonl for one of N processes sharing a report."""
+    return out_dir / (RESULTS if shard is None else f"results.shard-{shard[0]}-of-{shard[1]}.jsonl")
+
+
+def read_all_results(out_dir: Path) -> dict[str, dict]:
+    """key -> latest record over results.jsonl and every shard's file."""
+    out = {}
+    for path in sorted(Path(out_dir).glob("results*.jsonl")):
+        out.update(read_results(path))
+    return out
+
+
 def read_results(path: Path) -> dict[str, dict]:
     """key -> latest record; lines cut short by a kill are ignored."""
     out = {}
@@ -269,12 +282,14 @@ def complete(record: dict, systems) -> bool:
 
 
 def score_pairs(scorer: Scorer, pairs: list[Pair], out_dir: Path, progress: bool = True,
-                systems=SYSTEMS) -> list[dict]:
-    """Score every pair not yet in results.jsonl with all of ``systems`` (a record that lacks one,
-    or the second verifier, is scored again); return the records of ``pairs``, in order."""
-    results = out_dir / RESULTS
-    done = {k for k, r in read_results(results).items() if complete(r, systems)}
-    todo = [(i, p) for i, p in enumerate(pairs) if p.key not in done]
+                systems=SYSTEMS, shard: tuple[int, int] | None = None) -> list[dict]:
+    """Score every pair not yet in the results files with all of ``systems`` (a record that lacks
+    one, or the second verifier, is scored again); return the records of ``pairs``, in order.
+    ``shard`` (I, N): score only pairs I, I + N, I + 2N ... into this shard's own file."""
+    results = results_file(out_dir, shard)
+    done = {k for k, r in read_all_results(out_dir).items() if complete(r, systems)}
+    todo = [(i, p) for i, p in enumerate(pairs) if p.key not in done
+            and (shard is None or i % shard[1] == shard[0])]
     bar = tqdm(todo, desc="pairs", unit="pair", disable=not progress,
                initial=len(pairs) - len(todo), total=len(pairs))
     for i, pair in bar:
@@ -288,5 +303,5 @@ def score_pairs(scorer: Scorer, pairs: list[Pair], out_dir: Path, progress: bool
         if "error" not in record and "converted" in record["systems"]:
             bar.set_postfix(sim_target=f"{record['systems']['converted']['sim_target']:.2f}")
     bar.close()
-    by_key = read_results(results)
+    by_key = read_all_results(out_dir)
     return [by_key[p.key] for p in pairs if p.key in by_key]
