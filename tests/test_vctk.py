@@ -164,7 +164,7 @@ def test_is_vctk_and_find_utterances(corpus_080, corpus_092, tmp_path):
 def test_prepare_rejects_non_vctk(tmp_path):
     with pytest.raises(ValueError, match="not a VCTK corpus"):
         vctk.scan(tmp_path)
-    r = subprocess.run([sys.executable, "-m", "vc.vctk", "prepare", str(tmp_path), "-o", str(tmp_path / "m.tsv")],
+    r = subprocess.run([sys.executable, "-m", "vc", "vctk", "prepare", str(tmp_path), "-o", str(tmp_path / "m.tsv")],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("vc vctk: error:") and len(r.stderr.strip().splitlines()) == 1

@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_export)
 
-    for module in ("evaluate", "batch", "demo", "vctk"):
+    for module in ("evaluate", "batch", "demo", "vctk_cli"):
         importlib.import_module(f"vc.{module}").register(sub)
     return parser
 

@@ -7,7 +7,11 @@ Sources, one interface (``find_utterances``):
 
 Features are computed once per file and cached as ``.npy`` (written to a temporary name, then
 renamed: an interrupted run never leaves a half-written file under a valid name; a file that
-does not load is recomputed). Batches hold ``batch_size`` different speakers.
+does not load is recomputed). Training then packs them once into a feature store
+(:mod:`vc.feature_store`) that every process memory-maps read-only: :func:`training_store`.
+Batches hold ``batch_size // per_speaker`` different speakers (:class:`SegmentSampler`), drawn
+for each step from (seed, rank, step) alone, in worker processes or in this one
+(:func:`step_loader`).
 
 Shapes: a cached feature is (n_mels, frames) float32; a batch is (B, n_mels, segment_frames).
 """
@@ -25,7 +29,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import vctk
 from .audio import SUPPORTED, AudioError, load_audio
+from .augment import perturb_speaker
+from .feature_store import FeatureStore, Item, digest
 from .features import MelConfig, mel_spectrogram
 from .files import atomic_open
 
@@ -73,9 +80,11 @@ def find_utterances(source, split: str | None = None) -> list[Utterance]:
         utts = read_manifest(source)
     elif (source / "manifest.tsv").is_file():
         utts = read_manifest(source / "manifest.tsv")
+    elif vctk.is_vctk(source):
+        utts = [Utterance(path=r.path, speaker=r.speaker, split=r.split, text=r.text, gender=r.gender)
+                for r in vctk.prepare(source)]
     else:
-        from . import vctk
-        utts = vctk.prepare(source) if vctk.is_vctk(source) else scan_speaker_folders(source)
+        utts = scan_speaker_folders(source)
     if split:
         utts = [u for u in utts if u.split == split]
     if not utts:
@@ -149,16 +158,71 @@ def build_cache(utterances, cache_dir, cfg: MelConfig = MelConfig(), workers: in
     return [u for u in utterances if u.path not in problems], list(problems.values())
 
 
+# -- the training feature store ----------------------------------------------------------------
+
+def training_store(utterances, cache_dir, cfg: MelConfig = MelConfig(), dtype: str = "float32",
+                   workers: int = 0, progress: bool = True) -> FeatureStore:
+    """The feature store of ``utterances`` under ``cache_dir/stores/``: opened when it is
+    complete and up to date (no feature file is read then), else the per-file cache is completed
+    (:func:`build_cache`, whose problems are printed) and the store (re)built from it. Its key
+    covers every utterance's path, speaker, audio size and time (through :func:`cache_path`),
+    the mel settings and the dtype, so a store of other or changed audio is never read."""
+    utterances = list(utterances)
+    cached = [cache_path(cache_dir, u.path, cfg) for u in utterances]
+    key = digest("training-store", dtype, sorted(cfg.to_dict().items()),
+                 [(u.path, u.speaker, c.name) for u, c in zip(utterances, cached)])
+    name = digest("store-name", sorted((u.path, u.speaker) for u in utterances))[:16]
+
+    def items():
+        ok, problems = build_cache(utterances, cache_dir, cfg, workers=workers, progress=progress)
+        for p in problems:
+            print(f"skipped {p}")
+        usable = {u.path for u in ok}
+        return [Item(u.path, u.speaker, str(c)) for u, c in zip(utterances, cached) if u.path in usable]
+
+    return FeatureStore.open_or_build(Path(cache_dir) / "stores" / name, key, items, cfg.n_mels, dtype,
+                                      workers=workers, progress=progress)
+
+
+class InMemoryFeatures:
+    """The features of ``utterances`` read from the per-file cache into this process's memory
+    (what training did before the feature store; kept for comparisons and small jobs). The same
+    reading interface as :class:`vc.feature_store.FeatureStore`."""
+
+    def __init__(self, utterances, cache_dir, cfg: MelConfig = MelConfig()):
+        self.arrays, self.paths, self.speakers = [], [], []
+        for u in utterances:
+            arr = load_cached(cache_path(cache_dir, u.path, cfg))
+            if arr is not None:
+                self.arrays.append(arr)
+                self.paths.append(u.path)
+                self.speakers.append(u.speaker)
+        self.frames = np.asarray([a.shape[1] for a in self.arrays], dtype=np.int64)
+
+    def __len__(self):
+        return len(self.arrays)
+
+    def segment(self, i: int, start: int, n: int) -> np.ndarray:
+        return self.arrays[i][:, start:start + n]
+
+    def feature(self, i: int) -> np.ndarray:
+        return self.arrays[i]
+
+
 # -- batches -----------------------------------------------------------------------------------
 
 class Batch(NamedTuple):
     """segments (B, n_mels, F) to rebuild; references (B, n_mels, F): another segment of the
     same speaker each; speakers (B,) speaker indices; reference_paths: the utterance of each
-    reference (keys of per-utterance targets such as d-vectors)."""
+    reference (keys of per-utterance targets such as d-vectors). From :class:`StepBatches` also:
+    perturbed, the voice-perturbed segments the content encoder reads, and rng_state, torch's
+    CPU generator after drawing them (the step goes on from there)."""
     segments: torch.Tensor
     references: torch.Tensor
     speakers: torch.Tensor
     reference_paths: list
+    perturbed: torch.Tensor | None = None
+    rng_state: torch.Tensor | None = None
 
 
 class SegmentSampler:
@@ -168,42 +232,53 @@ class SegmentSampler:
     Each item is a pair: a segment to reconstruct, and a *different* segment of the same speaker
     (another utterance when the speaker has one) from which the speaker vector is computed, so
     that the speaker vector cannot carry the words.
+
+    ``features``: a :class:`vc.feature_store.FeatureStore` (or :class:`InMemoryFeatures`);
+    ``indices``: its utterances to draw from (default all), in this order within each speaker.
+    Utterances shorter than half a segment are not used. ``by_speaker[name]`` lists the feature
+    indices of a speaker; :meth:`feature` reads one whole.
     """
 
-    def __init__(self, utterances, cache_dir, cfg: MelConfig, segment_frames: int, seed: int = 0):
-        self.segment_frames = segment_frames
-        self.by_speaker: dict[str, list[np.ndarray]] = {}
-        self.paths: dict[str, list[str]] = {}
-        for u in utterances:
-            arr = load_cached(cache_path(cache_dir, u.path, cfg))
-            if arr is not None and arr.shape[1] >= segment_frames // 2:
-                self.by_speaker.setdefault(u.speaker, []).append(arr)
-                self.paths.setdefault(u.speaker, []).append(u.path)
+    def __init__(self, features, segment_frames: int, seed: int = 0, indices=None):
+        self.features, self.segment_frames = features, segment_frames
+        lists: dict[str, list[int]] = {}
+        for i in (range(len(features)) if indices is None else indices):
+            if features.frames[i] >= segment_frames // 2:
+                lists.setdefault(features.speakers[i], []).append(int(i))
+        self.by_speaker = {s: np.asarray(v, dtype=np.int64) for s, v in lists.items()}
         self.speakers = sorted(self.by_speaker)
         if len(self.speakers) < 2:
             raise ValueError("training needs at least two speakers with usable audio")
         self.rng = np.random.default_rng(seed)
 
-    def _crop(self, arr: np.ndarray) -> np.ndarray:
-        n = self.segment_frames
-        if arr.shape[1] < n:   # short clip: pad by repeating its edge
-            return np.pad(arr, ((0, 0), (0, n - arr.shape[1])), mode="edge")
-        start = self.rng.integers(0, arr.shape[1] - n + 1)
-        return arr[:, start:start + n]
+    @classmethod
+    def from_cache(cls, utterances, cache_dir, cfg: MelConfig, segment_frames: int, seed: int = 0):
+        """Today's loader: every feature of ``utterances`` in this process's memory."""
+        return cls(InMemoryFeatures(utterances, cache_dir, cfg), segment_frames, seed)
+
+    def feature(self, i: int) -> np.ndarray:
+        return self.features.feature(i)
+
+    def _crop(self, i: int) -> np.ndarray:
+        n, frames = self.segment_frames, int(self.features.frames[i])
+        if frames < n:   # short clip: pad by repeating its edge
+            return np.pad(self.features.feature(i), ((0, 0), (0, n - frames)), mode="edge")
+        start = self.rng.integers(0, frames - n + 1)
+        return self.features.segment(i, int(start), n)
 
     def batch(self, batch_size: int, per_speaker: int = 1) -> Batch:
         n_spk = min(max(1, batch_size // per_speaker), len(self.speakers))
         chosen = self.rng.choice(len(self.speakers), size=n_spk, replace=False)
         segs, refs, idx, ref_paths = [], [], [], []
         for i in chosen:
-            utts, paths = self.by_speaker[self.speakers[i]], self.paths[self.speakers[i]]
+            utts = self.by_speaker[self.speakers[i]]
             for _ in range(per_speaker):
                 a = self.rng.integers(len(utts))
                 b = (a + self.rng.integers(1, len(utts))) % len(utts) if len(utts) > 1 else a
                 segs.append(self._crop(utts[a]))
                 refs.append(self._crop(utts[b]))
                 idx.append(i)
-                ref_paths.append(paths[b])
+                ref_paths.append(self.features.paths[utts[b]])
         return Batch(torch.from_numpy(np.stack(segs)), torch.from_numpy(np.stack(refs)),
                      torch.from_numpy(np.asarray(idx, dtype=np.int64)), ref_paths)
 
@@ -212,3 +287,52 @@ class SegmentSampler:
 
     def set_state(self, state: dict):
         self.rng.bit_generator.state = state
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The torch seed of one step of one process."""
+    return hash((seed, rank, step)) % 2 ** 62
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item ``step``: that step's batch, a function of (seed, rank, step) alone, so any process
+    (a loader worker, or this one) draws exactly the same: the sampler's generator is seeded
+    with [seed, rank, step], torch's with :func:`step_seed`, then the segments are drawn and
+    voice-perturbed (vc.augment, on the CPU) and torch's CPU generator state is handed on."""
+
+    def __init__(self, sampler: SegmentSampler, batch_size: int, per_speaker: int = 1, seed: int = 0,
+                 rank: int = 0, warp: float = 0.0, tilt_db: float = 0.0):
+        self.sampler, self.batch_size, self.per_speaker = sampler, batch_size, per_speaker
+        self.seed, self.rank, self.warp, self.tilt_db = seed, rank, warp, tilt_db
+
+    def __len__(self):
+        return 2 ** 62
+
+    def __getitem__(self, step: int) -> Batch:
+        self.sampler.rng = np.random.default_rng([self.seed, self.rank, step])
+        torch.manual_seed(step_seed(self.seed, self.rank, step))
+        b = self.sampler.batch(self.batch_size, self.per_speaker)
+        perturbed = perturb_speaker(b.segments, self.warp, self.tilt_db)
+        return b._replace(perturbed=perturbed, rng_state=torch.get_rng_state())
+
+
+def _as_is(batch):
+    return batch
+
+
+def _quiet_worker(_):
+    """A loader worker leaves SIGINT / SIGTERM to the training process, which finishes its step,
+    saves, and then stops the workers."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def step_loader(batches: StepBatches, start: int, end: int, workers: int = 0, prefetch: int = 2):
+    """The batches of steps ``start`` .. ``end - 1`` in order: ``workers`` processes draw them
+    ahead of the training step (0: drawn here, when asked for)."""
+    if workers <= 0:
+        return (batches[s] for s in range(start, end))
+    return iter(torch.utils.data.DataLoader(
+        batches, batch_size=None, sampler=range(start, end), num_workers=workers, collate_fn=_as_is,
+        prefetch_factor=prefetch, worker_init_fn=_quiet_worker, persistent_workers=False))

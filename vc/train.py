@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import signal
 import threading
 import time
@@ -45,11 +44,12 @@ from tqdm import tqdm
 
 from . import discriminator, losses
 from .augment import perturb_speaker
-from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
-from .data import SegmentSampler, build_cache, cache_path, find_utterances, load_cached
+from .data import SegmentSampler, StepBatches, build_cache, find_utterances, step_loader, step_seed, training_store
 from .features import MelConfig
 from .files import atomic_open
 from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
+from .train_checkpoints import RunCheckpoints, checkpoints
+from .train_reports import RunReports
 
 
 @dataclass
@@ -91,6 +91,8 @@ class TrainConfig:
     sample_vocoder: str = "griffinlim"
     threads: int = 0                            # torch threads per process (0: all cores / nproc)
     cache_dir: str = ""                         # default: RUN_DIR/cache
+    store_dtype: str = "float32"                # the feature store's numbers (vc.feature_store): or "float16" (half the disk and page cache)
+    num_workers: int = 0                        # loader processes drawing batches ahead of the step (0: drawn in the training process)
     init_from: str = ""                         # warm start: copy every same-shaped weight of this checkpoint
 
     @classmethod
@@ -127,12 +129,11 @@ def split_validation(utts, per_speaker: int, seed: int):
     return train, val
 
 
-def checkpoints(run_dir: Path) -> list[Path]:
-    return sorted(run_dir.glob("ckpt_*.pt"))
-
-
 class Run:
-    """Everything one training process holds."""
+    """One training process: its data, networks and optimisers, one step (:meth:`objective`,
+    :meth:`train_step`) and the loop (:meth:`train`). Checkpoints are
+    :class:`vc.train_checkpoints.RunCheckpoints` (``self.checkpoints``); logs, validation and
+    samples :class:`vc.train_reports.RunReports` (``self.reports``, rank 0)."""
 
     def __init__(self, cfg: TrainConfig, data, run_dir, device="cpu", resume=False, progress=True):
         self.cfg, self.run_dir, self.progress = cfg, Path(run_dir), progress
@@ -149,35 +150,21 @@ class Run:
         if checkpoints(self.run_dir) and not resume:      # before any slow work
             raise ValueError(f"{self.run_dir} already holds checkpoints: pass --resume to continue "
                              f"that run, or choose another --out")
+        if cfg.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision: 'fp32' or 'bf16', not {cfg.precision!r}")
+        if cfg.speaker_judge not in ("own", "resemblyzer"):
+            raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {cfg.speaker_judge!r}")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cfg.cache_dir or self.run_dir / "cache")
-
-        # data: every rank needs the cache, rank 0 builds it
-        utts = find_utterances(data)
-        self.dev_utts = [u for u in utts if u.split == "dev"]
-        utts = [u for u in utts if u.split == cfg.split]
-        if not utts:
-            raise ValueError(f"{data}: no utterances in split '{cfg.split}'")
-        if self.rank == 0:
-            utts, problems = build_cache(utts, self.cache_dir, self.mel_cfg, progress=progress)
-            for p in problems:
-                print(f"skipped {p}")
-            if self.dev_utts:
-                self.dev_utts, _ = build_cache(self.dev_utts[:8], self.cache_dir, self.mel_cfg, progress=False)
-        self._barrier()
-        usable = [u for u in utts if load_cached(cache_path(self.cache_dir, u.path, self.mel_cfg)) is not None]
-        train_utts, self.val_utts = split_validation(usable, cfg.val_per_speaker, cfg.seed)
-        self.sampler = SegmentSampler(train_utts, self.cache_dir, self.mel_cfg, cfg.segment_frames, cfg.seed)
+        train_utts = self._data(data)
         self.speakers = self.sampler.speakers
+        self.batches = StepBatches(self.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed, self.rank,
+                                   cfg.warp, cfg.tilt_db)
         self.dvectors = None
         self.judge = None
         if cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer":
             from .speaker_judge import ResemblyzerJudge
             self.judge = ResemblyzerJudge(self.mel_cfg).to(self.device)
-        if cfg.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision: 'fp32' or 'bf16', not {cfg.precision!r}")
-        if cfg.speaker_judge not in ("own", "resemblyzer"):
-            raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {cfg.speaker_judge!r}")
         if cfg.dvector_weight > 0:
             from . import dvectors
             self.dvectors = dvectors.build(train_utts, self.cache_dir, progress=progress and self.rank == 0)
@@ -196,101 +183,71 @@ class Run:
         self.clf_opt = torch.optim.AdamW(self.clf.parameters(), lr=cfg.clf_lr, betas=(0.9, 0.99))
         self.step, self.best_val, self.started = 0, float("inf"), time.time()
         self.elapsed_before = 0.0
-        if not (resume and self._resume()) and cfg.init_from:
-            self._warm_start(cfg.init_from)
+        self.checkpoints = RunCheckpoints(self)
+        if not (resume and self.checkpoints.resume()) and cfg.init_from:
+            self.checkpoints.warm_start(cfg.init_from)
         if self.rank == 0:
             with atomic_open(self.run_dir / "config.yaml") as f:
                 f.write(yaml.safe_dump(asdict(cfg), sort_keys=False))
         self.ae = DDP(self.model) if self.distributed else self.model
         self.clf_ddp = DDP(self.clf) if self.distributed else self.clf
         self.critic_ddp = DDP(self.critic) if self.distributed and cfg.gan_weight > 0 else self.critic
-        self.writer = self._tensorboard() if self.rank == 0 else None
+        self.reports = RunReports(self) if self.rank == 0 else None
+
+    def _data(self, data) -> list:
+        """The feature store of the training split (rank 0 builds it, the others open it), the
+        held-out validation utterances, the dev utterances for samples, and the sampler.
+        Returns the training utterances."""
+        cfg = self.cfg
+        utts = find_utterances(data)
+        self.dev_utts = [u for u in utts if u.split == "dev"]
+        utts = [u for u in utts if u.split == cfg.split]
+        if not utts:
+            raise ValueError(f"{data}: no utterances in split '{cfg.split}'")
+        t0 = time.time()
+        if self.rank == 0:              # builds what is missing, then the others open it
+            self.store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype, progress=self.progress)
+            if self.dev_utts:
+                self.dev_utts, _ = build_cache(self.dev_utts[:8], self.cache_dir, self.mel_cfg, progress=False)
+        self._barrier()
+        if self.rank != 0:
+            self.store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype, progress=False)
+        self.store_index = {p: i for i, p in enumerate(self.store.paths)}
+        usable = [u for u in utts if u.path in self.store_index]
+        train_utts, self.val_utts = split_validation(usable, cfg.val_per_speaker, cfg.seed)
+        self.sampler = SegmentSampler(self.store, cfg.segment_frames, cfg.seed,
+                                      indices=[self.store_index[u.path] for u in train_utts])
+        if self.rank == 0:
+            print(f"features: {len(self.store)} utterances, {self.mel_cfg.frames_to_seconds(int(self.store.frames.sum())) / 3600:.2f} h, "
+                  f"from {self.store.root} ({time.time() - t0:.1f} s)")
+        return train_utts
 
     def _barrier(self):
         if self.distributed:
             dist.barrier()
 
-    def _tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            print("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)")
-            return None
-        return SummaryWriter(str(self.run_dir / "tb"), purge_step=self.step or None)
-
-    # -- checkpoints -------------------------------------------------------------------------
-    def _state(self) -> dict:
-        return {"step": self.step, "config": asdict(self.cfg), "speakers": self.speakers,
-                "classifier": self.clf.state_dict(), "dvector_head": self.dvec_head.state_dict(),
-                "critic": self.critic.state_dict(), "critic_optimizer": self.critic_opt.state_dict(),
-                "optimizer": self.opt.state_dict(),
-                "clf_optimizer": self.clf_opt.state_dict(), "best_val": self.best_val,
-                "elapsed": self.elapsed_before + time.time() - self.started}
-
-    def _meta(self) -> dict:
-        return {"hardware": f"{platform.machine()} {platform.processor() or ''} x{os.cpu_count()} "
-                            f"({self.device.type}, {self.world} process(es))".strip(),
-                "torch": str(torch.__version__), "train_speakers": len(self.speakers),
-                "wall_seconds": round(self.elapsed_before + time.time() - self.started, 1),
-                "step": self.step}
+    def elapsed(self) -> float:
+        """Training time of the run, resumed parts included."""
+        return self.elapsed_before + time.time() - self.started
 
     def save(self):
-        if self.rank != 0:
-            return
-        path = save_checkpoint(self.run_dir / f"ckpt_{self.step:08d}.pt", self.model, self.mel_cfg,
-                               train=self._state(), meta=self._meta())
-        for old in checkpoints(self.run_dir)[: -self.cfg.keep_last]:
-            old.unlink()
-        return path
+        return self.checkpoints.save()
 
-    def _resume(self):
-        for path in reversed(checkpoints(self.run_dir)):
-            try:
-                state = read_checkpoint(path)
-            except CheckpointError as e:
-                print(f"warning: {e}; trying an older checkpoint")
-                continue
-            tr = state["train"]
-            if tr["speakers"] != self.speakers:
-                raise ValueError(f"{path}: trained on other speakers than --data gives now")
-            self.model.load_state_dict(state["model"])
-            self.clf.load_state_dict(tr["classifier"])
-            if "dvector_head" in tr:
-                self.dvec_head.load_state_dict(tr["dvector_head"])
-            if "critic" in tr:
-                self.critic.load_state_dict(tr["critic"])
-                self.critic_opt.load_state_dict(tr["critic_optimizer"])
-            self.opt.load_state_dict(tr["optimizer"])
-            self.clf_opt.load_state_dict(tr["clf_optimizer"])
-            self.step, self.best_val = int(tr["step"]), float(tr["best_val"])
-            self.elapsed_before = float(tr.get("elapsed", 0.0))
-            if self.rank == 0:
-                print(f"resumed from {path} at step {self.step}")
-            return True
-        if self.rank == 0:
-            print(f"no checkpoint in {self.run_dir}: starting from scratch")
-        return False
-
-    def _warm_start(self, path):
-        """Copy the weights of ``path`` whose names and shapes match (fine-tuning, or a changed
-        bottleneck); the others keep their fresh initialisation. Optimisers start fresh."""
-        theirs = read_checkpoint(path)["model"]
-        mine = self.model.state_dict()
-        same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
-        self.model.load_state_dict({**mine, **same})
-        if self.rank == 0:
-            print(f"warm start from {path}: {len(same)} of {len(mine)} tensors copied, "
-                  f"fresh: {sorted(set(mine) - set(same))}")
+    def validate(self) -> float:
+        return self.reports.validate()
 
     # -- one step ------------------------------------------------------------------------------
     def autocast(self):
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
-    def draw(self, step: int):
-        """The batch of ``step``; also seeds torch's generator for that step's perturbations."""
-        self.sampler.rng = np.random.default_rng([self.cfg.seed, self.rank, step])
-        torch.manual_seed(hash((self.cfg.seed, self.rank, step)) % 2 ** 62)
-        return self.sampler.batch(self.cfg.batch_size, self.cfg.per_speaker)
+    def draw(self, step: int, batch=None):
+        """The batch of ``step`` (drawn here unless a loader worker drew it: ``batch``), with
+        torch's generators left as that step's draws left them, for the rest of the step: every
+        device seeded from (seed, rank, step), the CPU one past the perturbations."""
+        batch = self.batches[step] if batch is None else batch
+        torch.manual_seed(step_seed(self.cfg.seed, self.rank, step))
+        torch.set_rng_state(batch.rng_state)
+        return batch
 
     def objective(self, batch, step: int):
         """The autoencoder's loss on ``batch`` -> (loss, content code, speaker indices, metrics).
@@ -301,8 +258,9 @@ class Run:
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
         cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0
         with self.autocast():
-            out = self.ae(perturb_speaker(seg, cfg.warp, cfg.tilt_db), ref,
-                          swap_shift=cfg.per_speaker if cycle else 0)
+            inp = perturb_speaker(seg, cfg.warp, cfg.tilt_db) if batch.perturbed is None \
+                else batch.perturbed.to(self.device)
+            out = self.ae(inp, ref, swap_shift=cfg.per_speaker if cycle else 0)
         out = type(out)(*(None if t is None else t.float() for t in out))
         lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
         rec = losses.reconstruction(out.recon, seg)
@@ -349,9 +307,10 @@ class Run:
         self._fakes = [out.recon.detach()] + ([out.swapped.detach()] if out.swapped is not None else [])
         return loss, out.content, spk, m
 
-    def train_step(self) -> dict:
+    def train_step(self, batch=None) -> dict:
+        """One step on the batch of step ``self.step`` (``batch``: that batch, drawn by a loader)."""
         cfg, step = self.cfg, self.step
-        batch = self.draw(step)
+        batch = self.draw(step, batch)
         self.model.train()
         self.clf.train()
         for g in self.opt.param_groups:
@@ -391,47 +350,11 @@ class Run:
                 "loss/total": loss.item(), "adversary/accuracy": acc.item(), "lr": _lr(cfg, step),
                 "grad_norm": float(gnorm)}
 
-    # -- validation and samples ---------------------------------------------------------------
-    @torch.no_grad()
-    def validate(self) -> float:
-        """L1 of rebuilding each held-out utterance from its content and the speaker vector of
-        another (training) utterance of the same speaker: a conversion-like reconstruction."""
-        self.model.eval()
-        errs = []
-        for u in self.val_utts:
-            mel = torch.from_numpy(load_cached(cache_path(self.cache_dir, u.path, self.mel_cfg))[:, :512])
-            ref = torch.from_numpy(self.sampler.by_speaker[u.speaker][0]).to(self.device)
-            mel = mel.to(self.device)
-            errs.append(losses.reconstruction(self.model.convert(mel, ref), mel).item())
-        return float(np.mean(errs)) if errs else float("nan")
-
-    @torch.no_grad()
-    def write_samples(self):
-        from .plots import mel_figure
-        from .vocoder import get_vocoder
-        self.model.eval()
-        pool = self.dev_utts or self.val_utts
-        if len({u.speaker for u in pool}) < 2:
-            return
-        a = pool[0]
-        b = next(u for u in pool if u.speaker != a.speaker)
-        ma, mb = (torch.from_numpy(load_cached(cache_path(self.cache_dir, u.path, self.mel_cfg))[:, :400])
-                  for u in (a, b))
-        ab, ba = self.model.swap(ma.to(self.device), mb.to(self.device))
-        ab, ba = ab.cpu(), ba.cpu()
-        fig = mel_figure({"A": ma, "B": mb, "A's words, B's voice": ab, "B's words, A's voice": ba})
-        self.writer.add_figure("samples/mels", fig, self.step)
-        try:
-            voc = get_vocoder(self.cfg.sample_vocoder, self.mel_cfg)
-            for name, m in (("a_in_b", ab), ("b_in_a", ba)):
-                self.writer.add_audio(f"samples/{name}", voc(m[None])[0], self.step, self.mel_cfg.sample_rate)
-        except Exception as e:  # samples are a convenience; never stop training for them
-            print(f"warning: could not vocode samples ({e})")
-
     # -- the loop ------------------------------------------------------------------------------
     def train(self, steps: int | None = None):
         """Train until step ``steps`` (default: the config's), ``max_minutes`` of training time,
-        or SIGINT / SIGTERM; each of them ends with a checkpoint, so ``--resume`` goes on."""
+        or SIGINT / SIGTERM; each of them ends with a checkpoint, so ``--resume`` goes on.
+        Batches come from ``num_workers`` loader processes (0: drawn in this one)."""
         cfg = self.cfg
         end = steps if steps is not None else cfg.steps
         if self.rank == 0:
@@ -440,69 +363,50 @@ class Run:
                   f"{self.world} process(es) on {self.device}")
         bar = tqdm(total=end, initial=self.step, disable=self.rank != 0 or not self.progress,
                    unit="step", dynamic_ncols=True)
-        log_path = self.run_dir / "metrics.jsonl"
         t0, s0 = time.time(), self.step
         last_save = time.time()
         stop = _StopSignals()
-        with stop:
-            while self.step < end:
-                m = self.train_step()
-                bar.update()
-                out_of_time = cfg.max_minutes > 0 and self._elapsed() >= 60 * cfg.max_minutes
-                due = (self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time or stop.received
-                       or (cfg.ckpt_minutes > 0 and time.time() - last_save >= 60 * cfg.ckpt_minutes))
-                if self.distributed:   # every rank must agree on when to save and stop
-                    flags = torch.tensor([float(due), float(bool(out_of_time or stop.received))])
-                    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                    due, out_of_time = bool(flags[0]), bool(flags[1])
-                if self.rank == 0:
-                    if self.step % cfg.log_every == 0:
-                        m["steps_per_s"] = (self.step - s0) / max(1e-9, time.time() - t0)
-                        t0, s0 = time.time(), self.step
-                        self._log(log_path, bar, m)
-                    if self.step % cfg.val_every == 0 or self.step == end:
-                        self._validate_and_keep_best(log_path)
-                    if self.writer and cfg.sample_every and self.step % cfg.sample_every == 0:
-                        self.write_samples()
-                if due:
-                    self.save()
-                    last_save = time.time()
-                    if self.writer:
-                        self.writer.flush()
-                    self._barrier()
-                if out_of_time or stop.received:
-                    if self.rank == 0:
-                        why = f"signal {stop.received}" if stop.received else f"max_minutes={cfg.max_minutes}"
-                        print(f"stopped at step {self.step} ({why}); checkpoint saved: --resume continues")
-                    break
+        loader = step_loader(self.batches, self.step, end, cfg.num_workers)
+        try:
+            with stop:
+                while self.step < end:
+                    m = self.train_step(next(loader))
+                    bar.update()
+                    out_of_time = cfg.max_minutes > 0 and self.elapsed() >= 60 * cfg.max_minutes
+                    due = (self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time or stop.received
+                           or (cfg.ckpt_minutes > 0 and time.time() - last_save >= 60 * cfg.ckpt_minutes))
+                    if self.distributed:   # every rank must agree on when to save and stop
+                        flags = torch.tensor([float(due), float(bool(out_of_time or stop.received))])
+                        dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+                        due, out_of_time = bool(flags[0]), bool(flags[1])
+                    if self.reports:
+                        if self.step % cfg.log_every == 0:
+                            m["steps_per_s"] = (self.step - s0) / max(1e-9, time.time() - t0)
+                            t0, s0 = time.time(), self.step
+                            self.reports.log(m, bar)
+                        if self.step % cfg.val_every == 0 or self.step == end:
+                            self.reports.validate_and_keep_best()
+                        if cfg.sample_every and self.step % cfg.sample_every == 0:
+                            self.reports.write_samples()
+                    if due:
+                        self.save()
+                        last_save = time.time()
+                        if self.reports:
+                            self.reports.flush()
+                        self._barrier()
+                    if out_of_time or stop.received:
+                        if self.rank == 0:
+                            why = f"signal {stop.received}" if stop.received else f"max_minutes={cfg.max_minutes}"
+                            print(f"stopped at step {self.step} ({why}); checkpoint saved: --resume continues")
+                        break
+        finally:
+            getattr(loader, "_shutdown_workers", lambda: None)()   # loader processes end with the loop
         bar.close()
-        if self.writer:
-            self.writer.close()
+        if self.reports:
+            self.reports.close()
         if self.distributed:
             self._check_replicas()
         return self
-
-    def _elapsed(self) -> float:
-        return self.elapsed_before + time.time() - self.started
-
-    def _log(self, log_path, bar, m):
-        bar.set_postfix(rec=f"{m['loss/reconstruction']:.3f}", adv_acc=f"{m['adversary/accuracy']:.2f}",
-                        it_s=f"{m['steps_per_s']:.1f}")
-        if self.writer:
-            for k, v in m.items():
-                self.writer.add_scalar(k, v, self.step)
-        with open(log_path, "a") as f:
-            f.write(json.dumps({"step": self.step, **m}) + "\n")
-
-    def _validate_and_keep_best(self, log_path):
-        val = self.validate()
-        if self.writer:
-            self.writer.add_scalar("val/reconstruction", val, self.step)
-        with open(log_path, "a") as f:
-            f.write(json.dumps({"step": self.step, "val/reconstruction": val}) + "\n")
-        if val < self.best_val:
-            self.best_val = val
-            save_checkpoint(self.run_dir / "best.pt", self.model, self.mel_cfg, meta=self._meta())
 
     def _check_replicas(self):
         """Every process must hold the same weights: write each rank's checksum (rank 0)."""

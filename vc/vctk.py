@@ -1,6 +1,7 @@
 """VCTK: read the corpus in either published layout, split it for unseen-speaker testing, and pair
 its parallel sentences for evaluation. ``recipes/vctk/run.sh`` runs these steps as
-``vc vctk prepare|split|features|pairs`` (the command line is in :mod:`vc.vctk_cli`).
+``vc vctk prepare|split|features|pairs`` (vc.vctk_cli, which the ``vc`` command registers;
+this module knows nothing of its command line).
 
 Layouts (``ROOT`` is the folder holding ``speaker-info.txt``):
   0.80  ROOT/wav48/p225/p225_001.wav                   48 kHz wav, one microphone
@@ -317,14 +318,11 @@ def assign_splits(rows: list[Row], heldout: list[str], val_fraction: float = VAL
     return [Row(**{**vars(r), "split": split_of[r.path]}) for r in rows]
 
 
-def prepare(root, mic: str = "mic1") -> list:
-    """The corpus as ``vc.data.Utterance`` s, split by the committed protocol (what
-    ``vc train --data VCTK_ROOT`` reads)."""
-    from .data import Utterance
+def prepare(root, mic: str = "mic1") -> list[Row]:
+    """The corpus's rows, split by the committed protocol (what ``vc train --data VCTK_ROOT``
+    reads, through vc.data.find_utterances)."""
     rows = scan(root, mic)
-    rows = assign_splits(rows, heldout_for(rows, default_heldout()))
-    return [Utterance(path=r.path, speaker=r.speaker, split=r.split, text=r.text, gender=r.gender)
-            for r in rows]
+    return assign_splits(rows, heldout_for(rows, default_heldout()))
 
 
 # -- evaluation pairs ---------------------------------------------------------------------------
@@ -367,17 +365,3 @@ PAIR_COLUMNS = ("source", "target", "reference", "text", "source_speaker", "targ
 
 def write_pairs(pairs: list[dict], path) -> Path:
     return _write_tsv(pairs, PAIR_COLUMNS, path)
-
-
-def register(sub):
-    from .vctk_cli import register as _register
-    _register(sub)
-
-
-def main(argv=None) -> int:
-    from .vctk_cli import main as _main
-    return _main(argv)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

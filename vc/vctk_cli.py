@@ -1,4 +1,5 @@
-"""``vc vctk prepare|split|features|pairs``: the data stages of recipes/vctk/run.sh.
+"""``vc vctk prepare|split|features|pairs``: the data stages of recipes/vctk/run.sh (the ``vc``
+command registers them; vc.vctk itself knows nothing of its command line).
 
     vc vctk prepare CORPUS_ROOT -o WORK/manifest.tsv [--mic mic1]   # all recordings, split 'unassigned'
     vc vctk split WORK/manifest.tsv [--heldout FILE]                 # train / val / dev, in place
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -143,20 +143,3 @@ def register(sub):
     q.add_argument("--per-pair", type=int, default=1, help="sentences per ordered speaker pair (default 1)")
     q.add_argument("--seed", type=int, default=vctk.HELDOUT_SEED)
     q.set_defaults(func=cmd_pairs)
-
-
-def main(argv=None) -> int:
-    """``python -m vc.vctk STEP ...`` = ``vc vctk STEP ...`` (without the other commands)."""
-    from .audio import AudioError
-    from .cli import UsageError
-    parser = argparse.ArgumentParser(prog="vc")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["vctk", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except (AudioError, UsageError, FileNotFoundError, ValueError) as e:
-        print(f"vc vctk: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("vc vctk: interrupted", file=sys.stderr)
-        return 130

@@ -1,0 +1,103 @@
+"""Checkpoints of a training run: what a ``ckpt_XXXXXXXX.pt`` holds, writing it (rank 0, keeping
+the last ``keep_last``), resuming from the newest one that reads, and warm starts.
+
+The layout (vc.checkpoint adds the model, mel settings and meta): ``train`` = step, config,
+speakers, classifier, dvector_head, critic, critic_optimizer, optimizer, clf_optimizer,
+best_val, elapsed. Checkpoints of earlier versions (without dvector_head, critic or elapsed)
+still resume.
+"""
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest first."""
+    return sorted(Path(run_dir).glob("ckpt_*.pt"))
+
+
+class RunCheckpoints:
+    """Saving and restoring one :class:`vc.train.Run` (its networks, optimisers and counters)."""
+
+    def __init__(self, run):
+        self.run = run
+
+    def state(self) -> dict:
+        r = self.run
+        return {"step": r.step, "config": asdict(r.cfg), "speakers": r.speakers,
+                "classifier": r.clf.state_dict(), "dvector_head": r.dvec_head.state_dict(),
+                "critic": r.critic.state_dict(), "critic_optimizer": r.critic_opt.state_dict(),
+                "optimizer": r.opt.state_dict(),
+                "clf_optimizer": r.clf_opt.state_dict(), "best_val": r.best_val,
+                "elapsed": r.elapsed()}
+
+    def meta(self) -> dict:
+        r = self.run
+        return {"hardware": f"{platform.machine()} {platform.processor() or ''} x{os.cpu_count()} "
+                            f"({r.device.type}, {r.world} process(es))".strip(),
+                "torch": str(torch.__version__), "train_speakers": len(r.speakers),
+                "wall_seconds": round(r.elapsed(), 1), "step": r.step}
+
+    def save(self):
+        """``ckpt_<step>.pt`` (rank 0 only), then drop all but the last ``keep_last``."""
+        r = self.run
+        if r.rank != 0:
+            return None
+        path = save_checkpoint(r.run_dir / f"ckpt_{r.step:08d}.pt", r.model, r.mel_cfg,
+                               train=self.state(), meta=self.meta())
+        for old in checkpoints(r.run_dir)[: -r.cfg.keep_last]:
+            old.unlink()
+        return path
+
+    def save_best(self):
+        r = self.run
+        save_checkpoint(r.run_dir / "best.pt", r.model, r.mel_cfg, meta=self.meta())
+
+    def resume(self) -> bool:
+        """Load the newest checkpoint that reads (a damaged one is skipped with a warning)."""
+        r = self.run
+        for path in reversed(checkpoints(r.run_dir)):
+            try:
+                state = read_checkpoint(path)
+            except CheckpointError as e:
+                print(f"warning: {e}; trying an older checkpoint")
+                continue
+            tr = state["train"]
+            if tr["speakers"] != r.speakers:
+                raise ValueError(f"{path}: trained on other speakers than --data gives now")
+            r.model.load_state_dict(state["model"])
+            r.clf.load_state_dict(tr["classifier"])
+            if "dvector_head" in tr:
+                r.dvec_head.load_state_dict(tr["dvector_head"])
+            if "critic" in tr:
+                r.critic.load_state_dict(tr["critic"])
+                r.critic_opt.load_state_dict(tr["critic_optimizer"])
+            r.opt.load_state_dict(tr["optimizer"])
+            r.clf_opt.load_state_dict(tr["clf_optimizer"])
+            r.step, r.best_val = int(tr["step"]), float(tr["best_val"])
+            r.elapsed_before = float(tr.get("elapsed", 0.0))
+            if r.rank == 0:
+                print(f"resumed from {path} at step {r.step}")
+            return True
+        if r.rank == 0:
+            print(f"no checkpoint in {r.run_dir}: starting from scratch")
+        return False
+
+    def warm_start(self, path):
+        """Copy the weights of ``path`` whose names and shapes match (fine-tuning, or a changed
+        bottleneck); the others keep their fresh initialisation. Optimisers start fresh."""
+        r = self.run
+        theirs = read_checkpoint(path)["model"]
+        mine = r.model.state_dict()
+        same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
+        r.model.load_state_dict({**mine, **same})
+        if r.rank == 0:
+            print(f"warm start from {path}: {len(same)} of {len(mine)} tensors copied, "
+                  f"fresh: {sorted(set(mine) - set(same))}")
