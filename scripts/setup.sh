@@ -47,5 +47,7 @@ if [ "${1:-}" = "--test" ]; then
   install_chromium
 else
   pip install -q -e .
+  # Resemblyzer: the speaker judge of `vc train`'s default config (vc.speaker_judge); training only
+  pip install -q --no-deps resemblyzer webrtcvad-wheels
 fi
 echo "vc is installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"
