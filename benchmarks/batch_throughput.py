@@ -113,7 +113,7 @@ def main():
         workdir = Path(tmp)
         model, which = pick_model(args.model, workdir)
         if args.dev:
-            table, what = dev_pairs(Path(args.dev), workdir, args.rows), f"{args.rows} pairs of dev speakers of {args.dev}"
+            table, what = dev_pairs(Path(args.dev).resolve(), workdir, args.rows), f"{args.rows} pairs of dev speakers of {args.dev}"
         else:
             table, what = make_pairs(workdir, args.rows, args.seconds), f"{args.rows} pairs of {args.seconds:g} s clips"
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
