@@ -164,6 +164,7 @@ def run(args) -> int:
     calibrations = {"resemblyzer": calibration, "ecapa": {**calibrate(ecapa_embeddings), "unreadable": problems}}
     probe = probes.speaker_probes(feats, speakers) if feats else {"skipped": "no labelled utterances"}
     meta = {"model": str(model_path), "model_sha1": model_sha1, "vocoder": args.vocoder,
+            "precision": getattr(conv, "precision", "fp32"),
             "device": args.device, "pairs_from": pairs_from, "pairs_available": len(all_pairs),
             "max_pairs": args.max_pairs, "threads": torch.get_num_threads(), "systems": systems,
             "ceiling_is_target": any(p.ceiling == p.target for p in pairs),
