@@ -11,7 +11,8 @@ For each config (its file name is the run's name; a `# what: ...` first line say
   3. writes one row per run into --table (Markdown) and its .tsv twin, replacing that run's
      old row: steps, wall time, similarity / SVAR / closer-to-target from both verifiers, CER of
      the conversions and of the model's own reconstruction, and speaker ID from content codes.
---skip-train scores what the runs hold now; --skip-eval only trains.
+--skip-train scores what the runs hold now; --skip-eval only trains; --table-only rewrites the
+table from the scores the runs already have.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 VC = [sys.executable, "-m", "vc"]
 COLUMNS = ["run", "what", "steps", "minutes", "sim_tgt", "sim_src", "closer", "svar",
-           "ecapa_sim_tgt", "ecapa_sim_src", "ecapa_closer", "ecapa_svar", "cer", "cer_recon",
+           "ecapa_sim_tgt", "ecapa_sim_src", "ecapa_closer", "ecapa_svar", "cer", "cer_capped", "cer_recon",
            "content_spk_id", "dnsmos"]
 
 
@@ -112,10 +113,23 @@ def row(config: Path, runs: Path) -> dict:
             "closer": get(conv, "target_closer", 100), "svar": get(conv, "svar", 100),
             "ecapa_sim_tgt": get(conv, "ecapa_sim_target"), "ecapa_sim_src": get(conv, "ecapa_sim_source"),
             "ecapa_closer": get(conv, "ecapa_target_closer", 100), "ecapa_svar": get(conv, "ecapa_svar", 100),
-            "cer": get(conv, "cer", 100), "cer_recon": get(recon, "cer", 100),
+            "cer": get(conv, "cer", 100), "cer_capped": capped_cer(out / "val_eval"),
+            "cer_recon": get(recon, "cer", 100),
             "content_spk_id": round(100 * rep["disentanglement"].get("content", float("nan")), 1)
             if isinstance(rep.get("disentanglement"), dict) and "content" in rep["disentanglement"] else None,
             "dnsmos": get(conv, "dnsmos")}
+
+
+def capped_cer(report_dir: Path) -> float | None:
+    """Mean CER of the conversions with each pair's CER capped at 100 %: one hallucinated
+    transcript (CER 300 %) otherwise moves a 40-pair mean by 5 points."""
+    cers = []
+    for line in (report_dir / "results.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        cer = rec.get("systems", {}).get("converted", {}).get("cer")
+        if cer is not None:
+            cers.append(min(1.0, cer))
+    return round(100 * sum(cers) / len(cers), 1) if cers else None
 
 
 def write_table(table: Path, new_rows: list[dict], pairs: int):
@@ -131,7 +145,8 @@ def write_table(table: Path, new_rows: list[dict], pairs: int):
         w.writeheader()
         w.writerows(rows.values())
     head = ("run", "what changed", "steps", "min", "sim tgt", "sim src", "closer %", "SVAR %",
-            "ECAPA sim tgt", "ECAPA sim src", "ECAPA closer %", "ECAPA SVAR %", "CER %", "recon CER %",
+            "ECAPA sim tgt", "ECAPA sim src", "ECAPA closer %", "ECAPA SVAR %", "CER %", "CER capped %",
+            "recon CER %",
             "content spk-ID %", "DNSMOS")
     lines = [f"# Screening on `val` ({pairs} seeded ordered pairs of val speakers, HiFi-GAN)", "",
              "Made by `scripts/screen.py` (its docstring says how). Resemblyzer columns first, then the "
@@ -156,8 +171,12 @@ def main(argv=None):
     p.add_argument("--table", type=Path, default=ROOT / "reports" / "screening.md")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-eval", action="store_true")
+    p.add_argument("--table-only", action="store_true", help="rewrite the table from the runs' existing scores")
     args = p.parse_args(argv)
     args.runs.mkdir(parents=True, exist_ok=True)
+    if args.table_only:
+        write_table(args.table, [row(c, args.runs) for c in args.configs], args.pairs)
+        return
     if not args.skip_train:
         print(f"training {len(args.configs)} runs, {args.minutes} min each", flush=True)
         run_all(train_jobs(args.configs, args.runs, args.data, args.minutes), args.parallel)
