@@ -72,6 +72,14 @@ def check_model_options(args):
         raise CheckpointError(f"{args.model}: checkpoint not found")
 
 
+def warn_not_speech(conv, args, inputs):
+    """One line on stderr per input that does not sound like clean speech (vc.anomaly); only with
+    a threshold calibrated on the model file in use. The conversion goes on."""
+    from .anomaly import warn_inputs
+    from .convert import default_model_path
+    warn_inputs(conv, args.model or default_model_path(), inputs)
+
+
 def cmd_convert(args) -> int:
     import vc
     from .audio import check_output
@@ -79,6 +87,7 @@ def cmd_convert(args) -> int:
     check_output(args.output, inputs=(args.source, args.target))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
                    max_seconds=max_seconds(args))
+    warn_not_speech(conv, args, (args.source, args.target))
     out = conv.convert_file(args.source, args.target, args.output)
     print(f"wrote {out}  ({args.source}'s words in {args.target}'s voice)")
     return 0
@@ -96,6 +105,7 @@ def cmd_swap(args) -> int:
         check_output(out / name, inputs=(args.a, args.b))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
                    max_seconds=max_seconds(args))
+    warn_not_speech(conv, args, (args.a, args.b))
     ab, ba = conv.swap(args.a, args.b)
     for name, wav, what in ((name_ab, ab, f"{args.a}'s words in {args.b}'s voice"),
                             (name_ba, ba, f"{args.b}'s words in {args.a}'s voice")):

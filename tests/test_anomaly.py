@@ -1,0 +1,68 @@
+"""vc.anomaly: the autoencoder as a not-speech detector (issue 12), and the CLI's one-line warning."""
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+import vc.anomaly as anomaly
+from vc.checkpoint import load_model
+from vc.cli import main
+from vc.convert import DEFAULT_MODEL, long_mel
+from vc.audio import load_audio
+
+
+def white_noise(path, seconds=2.0, sr=22050):
+    sf.write(str(path), 0.1 * np.random.default_rng(0).standard_normal(int(seconds * sr)), sr)
+    return path
+
+
+def test_noise_scores_higher_than_speech_with_the_shipped_model(tmp_path, example_clips):
+    model, cfg, _ = load_model(DEFAULT_MODEL, "cpu")
+    cal = anomaly.load_calibration(DEFAULT_MODEL)
+    assert cal is not None, "vc/pretrained/anomaly.json has no entry for default.pt (scripts/calibrate_anomaly.py)"
+
+    def score(path):
+        p = anomaly.parts(model, long_mel(torch.from_numpy(load_audio(path, cfg.sample_rate)), cfg))
+        return p, anomaly.combine(p, cal)
+
+    (noise_parts, noise), (clip_parts, clip) = score(white_noise(tmp_path / "n.wav")), score(example_clips[0])
+    assert noise_parts["recon"] > clip_parts["recon"]          # the lecture's score alone
+    assert noise > cal["threshold"] > clip
+
+
+def _convert(args, capsys):
+    assert main(["convert", *map(str, args), "--vocoder", "griffinlim"]) == 0
+    return capsys.readouterr().err
+
+
+def test_cli_warns_for_noise_not_for_speech(tmp_path, example_clips, capsys):
+    noise = white_noise(tmp_path / "noise.wav")
+    err = _convert([noise, example_clips[1], "-o", tmp_path / "o.wav"], capsys)
+    lines = [x for x in err.splitlines() if "does not sound like clean speech" in x]
+    assert len(lines) == 1 and lines[0].startswith(f"{noise} does not sound like clean speech (score ")
+    assert "the conversion may fail" in lines[0] and (tmp_path / "o.wav").is_file()   # still converts
+    err = _convert([example_clips[0], example_clips[1], "-o", tmp_path / "o2.wav"], capsys)
+    assert "clean speech" not in err
+
+
+def test_swap_warns_too(tmp_path, example_clips, capsys):
+    noise = white_noise(tmp_path / "noise.wav")
+    assert main(["swap", str(example_clips[0]), str(noise), "-o", str(tmp_path / "out"),
+                 "--vocoder", "griffinlim"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("does not sound like clean speech") == 1 and str(noise) in err
+
+
+def test_threshold_of_another_model_is_ignored(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    noise = white_noise(tmp_path / "noise.wav")
+    entry = {"threshold": -1.0, "recon": 1.0, "ratio": 1.0}       # flags everything
+    table = tmp_path / "anomaly.json"
+    monkeypatch.setattr(anomaly, "ANOMALY_FILE", table)
+    table.write_text(json.dumps({"0" * 40: entry}))                 # another model's calibration
+    args = [noise, noise, "-o", tmp_path / "o.wav", "--model", tiny_checkpoint]
+    assert "clean speech" not in _convert(args, capsys)
+    table.write_text(json.dumps({anomaly.file_sha1(tiny_checkpoint): entry}))   # this model's
+    assert "does not sound like clean speech" in _convert(args, capsys)        # one line, once per file
+    assert anomaly.load_calibration(tiny_checkpoint, tmp_path / "missing.json") is None
