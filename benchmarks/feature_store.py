@@ -134,9 +134,19 @@ def measure_store(root: str, key: str, batches: int) -> dict:
             "main_after_workers": memory()}
 
 
+def batches_per_second(sampler, batches: int) -> float:
+    """Draw ``batches`` training batches (with their perturbations) in this process."""
+    from vc.data import StepBatches, step_loader
+    data = StepBatches(sampler, 16, 1, seed=0, warp=0.15, tilt_db=6.0)
+    t0 = time.time()
+    for _ in step_loader(data, 0, batches, workers=0):
+        pass
+    return round(batches / (time.time() - t0), 1)
+
+
 def measure_old(utts_json: str, cache: str, batches: int) -> dict:
     import torch
-    from vc.data import Utterance, SegmentSampler, StepBatches, build_cache, cache_path, load_cached, step_loader
+    from vc.data import Utterance, SegmentSampler, build_cache, cache_path, load_cached
     from vc.features import MelConfig
     torch.set_num_threads(1)
     utts = [Utterance(**u) for u in json.loads(Path(utts_json).read_text())]
@@ -145,17 +155,13 @@ def measure_old(utts_json: str, cache: str, batches: int) -> dict:
     utts = [u for u in utts if load_cached(cache_path(cache, u.path, MelConfig())) is not None]
     sampler = SegmentSampler.from_cache(utts, cache, MelConfig(), 128, seed=0)
     start = time.time() - t0
-    data = StepBatches(sampler, 16, 1, seed=0, warp=0.15, tilt_db=6.0)
-    t0 = time.time()
-    for _ in step_loader(data, 0, batches, workers=0):
-        pass
     return {"utterances": len(utts), "startup_s": round(start, 2),
-            "batches_per_s_in_process": round(batches / (time.time() - t0), 1), "main": memory()}
+            "batches_per_s_in_process": batches_per_second(sampler, batches), "main": memory()}
 
 
 def measure_new_small(utts_json: str, cache: str, batches: int) -> dict:
     import torch
-    from vc.data import Utterance, SegmentSampler, StepBatches, step_loader, training_store
+    from vc.data import Utterance, SegmentSampler, training_store
     from vc.features import MelConfig
     torch.set_num_threads(1)
     utts = [Utterance(**u) for u in json.loads(Path(utts_json).read_text())]
@@ -163,12 +169,8 @@ def measure_new_small(utts_json: str, cache: str, batches: int) -> dict:
     store = training_store(utts, cache, MelConfig(), workers=2, progress=False)
     sampler = SegmentSampler(store, 128, seed=0)
     start = time.time() - t0
-    data = StepBatches(sampler, 16, 1, seed=0, warp=0.15, tilt_db=6.0)
-    t0 = time.time()
-    for _ in step_loader(data, 0, batches, workers=0):
-        pass
     return {"utterances": len(store), "startup_s": round(start, 2),
-            "batches_per_s_in_process": round(batches / (time.time() - t0), 1), "main": memory()}
+            "batches_per_s_in_process": batches_per_second(sampler, batches), "main": memory()}
 
 
 def child(*args) -> dict:

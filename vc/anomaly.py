@@ -19,24 +19,17 @@ training code, and ignores it when it belongs to another model.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from .files import file_sha1
+
 ANOMALY_FILE = Path(__file__).parent / "pretrained" / "anomaly.json"
 SMOOTH_FRAMES = 9          # the trivial predictor's moving average (~0.1 s at hop 256, 22,050 Hz)
 EPS = 1e-3
-
-
-def file_sha1(path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def smoothed(mel: torch.Tensor, frames: int = SMOOTH_FRAMES) -> torch.Tensor:

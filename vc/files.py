@@ -12,6 +12,7 @@ the temporary one.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from contextlib import contextmanager
@@ -142,3 +143,12 @@ def atomic_open(path, mode: str = "w", suffix: str = ".part", **kwargs):
     with atomic_path(path, suffix) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+def file_sha1(path) -> str:
+    """The SHA-1 of a file's bytes (a model's identity in reports and calibration files)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -29,8 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -48,7 +46,7 @@ from .data import SegmentSampler, StepBatches, build_cache, find_utterances, ste
 from .features import MelConfig
 from .files import atomic_open
 from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
-from .train_checkpoints import RunCheckpoints, checkpoints
+from .train_checkpoints import RunCheckpoints, StopSignals, checkpoints
 from .train_reports import RunReports
 
 
@@ -365,7 +363,7 @@ class Run:
                    unit="step", dynamic_ncols=True)
         t0, s0 = time.time(), self.step
         last_save = time.time()
-        stop = _StopSignals()
+        stop = StopSignals()
         loader = step_loader(self.batches, self.step, end, cfg.num_workers)
         try:
             with stop:
@@ -417,31 +415,6 @@ class Run:
         if self.rank == 0:
             with atomic_open(self.run_dir / "replicas.json") as f:
                 f.write(json.dumps([g.tolist() for g in gathered]))
-
-
-class _StopSignals:
-    """Within ``with``: SIGINT and SIGTERM set ``received`` instead of killing the process, so
-    the loop can finish its step and save. A second signal stops at once."""
-
-    def __init__(self):
-        self.received = None
-
-    def _handle(self, signum, frame):
-        if self.received:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-        print(f"\n{self.received}: saving a checkpoint after this step (again to stop at once)")
-
-    def __enter__(self):
-        self._old = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"

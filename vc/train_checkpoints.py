@@ -4,12 +4,14 @@ the last ``keep_last``), resuming from the newest one that reads, and warm start
 The layout (vc.checkpoint adds the model, mel settings and meta): ``train`` = step, config,
 speakers, classifier, dvector_head, critic, critic_optimizer, optimizer, clf_optimizer,
 best_val, elapsed. Checkpoints of earlier versions (without dvector_head, critic or elapsed)
-still resume.
+still resume. StopSignals turns SIGINT / SIGTERM into "save, then stop".
 """
 from __future__ import annotations
 
 import os
 import platform
+import signal
+import threading
 from dataclasses import asdict
 from pathlib import Path
 
@@ -101,3 +103,28 @@ class RunCheckpoints:
         if r.rank == 0:
             print(f"warm start from {path}: {len(same)} of {len(mine)} tensors copied, "
                   f"fresh: {sorted(set(mine) - set(same))}")
+
+
+class StopSignals:
+    """Within ``with``: SIGINT and SIGTERM set ``received`` instead of killing the process, so
+    the loop can finish its step and save. A second signal stops at once."""
+
+    def __init__(self):
+        self.received = None
+
+    def _handle(self, signum, frame):
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+        print(f"\n{self.received}: saving a checkpoint after this step (again to stop at once)")
+
+    def __enter__(self):
+        self._old = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)

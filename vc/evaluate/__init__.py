@@ -112,6 +112,7 @@ def run(args) -> int:
     from ..cli import UsageError
     from ..convert import DEFAULT_MODEL
     from ..data import find_utterances
+    from ..files import file_sha1
     from . import pairs as pairs_mod
     from . import ecapa, probes, report, runner, speaker
 
@@ -135,7 +136,7 @@ def run(args) -> int:
     check_scorers()
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
-    model_sha1 = runner.file_sha1(model_path)
+    model_sha1 = file_sha1(model_path)
     out = Path(args.out)
     runner.check_signature(out, {"model_sha1": model_sha1, "vocoder": args.vocoder})
     progress = not args.no_progress

@@ -17,7 +17,6 @@ broken audio file) is recorded with its reason and retried by the next run.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -199,14 +198,6 @@ class Scorer:
 
 
 # -- files -----------------------------------------------------------------------------------------
-
-def file_sha1(path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 def check_signature(out_dir: Path, signature: dict):
     """A report folder holds one evaluation (one model, one vocoder): refuse to mix two."""
