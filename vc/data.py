@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -135,6 +136,11 @@ def _feature_job(args):
         return utt_path, f"{utt_path}: {type(e).__name__}: {e}"
 
 
+# Worker processes start from a clean server process, never forked from the caller: under
+# torchrun the caller holds the process group's threads and sockets, which a fork copies mid-use.
+_POOL_CONTEXT = multiprocessing.get_context("forkserver")
+
+
 def build_cache(utterances, cache_dir, cfg: MelConfig = MelConfig(), workers: int = 0,
                 progress: bool = True) -> tuple[list[Utterance], list[str]]:
     """Make sure every utterance has cached features. Returns (usable utterances, problems).
@@ -146,7 +152,7 @@ def build_cache(utterances, cache_dir, cfg: MelConfig = MelConfig(), workers: in
     if workers == 1:
         results = map(_feature_job, jobs)
     else:
-        pool = ProcessPoolExecutor(workers)
+        pool = ProcessPoolExecutor(workers, mp_context=_POOL_CONTEXT)
         results = pool.map(_feature_job, jobs, chunksize=4)
     for utt_path, problem in results:
         if problem:

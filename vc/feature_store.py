@@ -28,6 +28,7 @@ import fcntl
 import hashlib
 import json
 import mmap
+import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -252,7 +253,7 @@ class FeatureStore:
         if workers == 1:
             records = [_write_shard(j) for j in jobs]
         else:
-            with ProcessPoolExecutor(workers) as pool:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:   # no fork: see vc.data
                 records = list(pool.map(_write_shard, jobs))
         index = {"path": [], "speaker": [], "shard": [], "offset": [], "frames": []}
         skipped = []

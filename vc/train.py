@@ -430,5 +430,6 @@ def main(config, data, out, resume=False, device="cpu", steps=None, progress=Tru
     run = Run(cfg, data, out, device=device, resume=resume, progress=progress)
     run.train(steps)
     if run.distributed:
+        dist.barrier()                 # no rank closes its connections while another still talks
         dist.destroy_process_group()
     return run

@@ -93,16 +93,36 @@ class RunCheckpoints:
         return False
 
     def warm_start(self, path):
-        """Copy the weights of ``path`` whose names and shapes match (fine-tuning, or a changed
-        bottleneck); the others keep their fresh initialisation. Optimisers start fresh."""
+        """Copy the weights of ``path`` whose names and shapes match (fine-tuning); a tensor that
+        grew (a wider content code) gets the old one in its leading slice, with the new input
+        channels zeroed, so the widened network starts out computing what the old one did.
+        The others keep their fresh initialisation. Optimisers start fresh."""
         r = self.run
         theirs = read_checkpoint(path)["model"]
         mine = r.model.state_dict()
         same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
-        r.model.load_state_dict({**mine, **same})
+        grown = {k: widened(v, mine[k]) for k, v in theirs.items()
+                 if k in mine and k not in same and _fits_inside(v.shape, mine[k].shape)}
+        r.model.load_state_dict({**mine, **same, **grown})
         if r.rank == 0:
             print(f"warm start from {path}: {len(same)} of {len(mine)} tensors copied, "
-                  f"fresh: {sorted(set(mine) - set(same))}")
+                  f"{len(grown)} widened {sorted(grown)}, fresh: {sorted(set(mine) - set(same) - set(grown))}")
+
+
+def _fits_inside(old, new) -> bool:
+    return len(old) == len(new) and all(o <= n for o, n in zip(old, new))
+
+
+def widened(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+    """``fresh`` (a larger tensor of the same rank) with ``old`` in its leading slice. For a
+    weight (rank >= 2, dim 1 = inputs) the extra input channels are zeroed, so that new inputs
+    contribute nothing at first; extra outputs keep their fresh values (they feed only such
+    zeroed inputs, or are biases)."""
+    out = fresh.clone()
+    if out.dim() >= 2 and out.shape[1] > old.shape[1]:
+        out[:, old.shape[1]:] = 0
+    out[tuple(slice(0, n) for n in old.shape)] = old
+    return out
 
 
 class StopSignals:
