@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vc.anomaly import ANOMALY_FILE, combine, file_sha1, parts
+from vc.anomaly import ANOMALY_FILE, CLIP_SHARE, clipped_share, combine, file_sha1, native_samples, parts
 from vc.audio import load_audio, prepare
 from vc.checkpoint import load_model
 from vc.convert import DEFAULT_MODEL, long_mel
@@ -95,15 +95,20 @@ def main():
     model, mel_cfg, _ = load_model(Path(args.model), "cpu")
     model.eval()
 
-    def measure(wav):
-        return parts(model, long_mel(torch.from_numpy(wav), mel_cfg))
+    def measure(wav, native):
+        """The model's parts of ``wav`` (prepared, at SR), and the clipping share of ``native``."""
+        return {**parts(model, long_mel(torch.from_numpy(wav), mel_cfg)), "clip": clipped_share(native)}
+
+    def measure_file(path):
+        return measure(load_audio(path, SR), native_samples(path))
 
     calib_rows = random.Random(0).sample(rows({"train", "val"}), args.n)
-    calib = [measure(load_audio(DATA / r["path"], SR)) for r in calib_rows]
-    dev_wavs = [load_audio(DATA / r["path"], SR) for r in rows({"dev"})]
-    dev = [measure(w) for w in dev_wavs]
+    calib = [measure_file(DATA / r["path"]) for r in calib_rows]
+    dev_rows = rows({"dev"})
+    dev = [measure_file(DATA / r["path"]) for r in dev_rows]
+    dev_wavs = [load_audio(DATA / r["path"], SR) for r in dev_rows]
     sets = non_speech(np.random.default_rng(0), dev_wavs, args.per_kind)
-    nonspeech = {k: [measure(w) for w in ws] for k, ws in sets.items()}
+    nonspeech = {k: [measure(w, w) for w in ws] for k, ws in sets.items()}   # made at SR: native
 
     ref = {k: float(np.median([c[k] for c in calib])) for k in ("recon", "ratio")}
     for x in calib + dev + [x for ws in nonspeech.values() for x in ws]:
@@ -129,6 +134,23 @@ def main():
             v = [x[key] for x in ws]
             print(f"  {k:22s} flagged {per_kind[k]:6.1%}  AUC {report[key]['auc_per_kind'][k]:.3f}  "
                   f"median {np.median(v):.3f}")
+    # what a user sees: a warning from either check (the model's score, or clipping)
+    thr = report["score"]["threshold"]
+    either = lambda x: x["score"] > thr or x["clip"] > CLIP_SHARE     # noqa: E731
+    allns = [x for ws in nonspeech.values() for x in ws]
+    report["either"] = dict(
+        threshold=thr, clip_share=CLIP_SHARE, dev_flagged=float(np.mean([either(x) for x in dev])),
+        nonspeech_flagged=float(np.mean([either(x) for x in allns])),
+        per_kind={k: float(np.mean([either(x) for x in ws])) for k, ws in nonspeech.items()},
+        clip_dev_flagged=float(np.mean([x["clip"] > CLIP_SHARE for x in dev])),
+        clip_calibration_p99=float(np.percentile([x["clip"] for x in calib], 99)))
+    e = report["either"]
+    print(f"\n== either check (score > {thr:.3f}, or over {CLIP_SHARE:.1%} of the samples at the peak)")
+    print(f"dev speech flagged {e['dev_flagged']:.1%} (by clipping alone {e['clip_dev_flagged']:.1%}; "
+          f"calibration clipping share p99 {e['clip_calibration_p99']:.1e})   "
+          f"non-speech flagged {e['nonspeech_flagged']:.1%}")
+    for k, v in e["per_kind"].items():
+        print(f"  {k:22s} flagged {v:6.1%}")
     print("\ntrivial-predictor error (median): dev speech "
           f"{np.median([x['trivial'] for x in dev]):.3f}; " +
           ", ".join(f"{k} {np.median([x['trivial'] for x in ws]):.3f}" for k, ws in nonspeech.items()))
@@ -145,6 +167,10 @@ def main():
             "dev_speech_flagged": round(r["dev_flagged"], 4), "dev_utterances": len(dev),
             "nonspeech_flagged": round(r["nonspeech_flagged"], 4), "auc": round(r["auc"], 4),
             "nonspeech_flagged_per_kind": {k: round(v, 3) for k, v in r["per_kind"].items()},
+            "with_clipping_check": {"clip_share": CLIP_SHARE,
+                                    "dev_speech_flagged": round(e["dev_flagged"], 4),
+                                    "nonspeech_flagged": round(e["nonspeech_flagged"], 4),
+                                    "nonspeech_flagged_per_kind": {k: round(v, 3) for k, v in e["per_kind"].items()}},
             "parts_alone": {key: {k: round(v, 4) for k, v in report[key].items() if isinstance(v, float)}
                             for key in ("recon", "ratio")},
             "date": datetime.date.today().isoformat()}

@@ -66,3 +66,15 @@ def test_threshold_of_another_model_is_ignored(tmp_path, tiny_checkpoint, monkey
     table.write_text(json.dumps({anomaly.file_sha1(tiny_checkpoint): entry}))   # this model's
     assert "does not sound like clean speech" in _convert(args, capsys)        # one line, once per file
     assert anomaly.load_calibration(tiny_checkpoint, tmp_path / "missing.json") is None
+
+
+def test_clipped_speech_is_caught_by_its_samples(tmp_path, example_clips, capsys):
+    wav, sr = sf.read(str(example_clips[0]), dtype="float32")
+    assert anomaly.clipped_share(wav) < anomaly.CLIP_SHARE           # the clean clip
+    clipped = np.clip(20 * wav / np.abs(wav).max(), -1, 1)
+    assert anomaly.clipped_share(clipped) > 0.1
+    sf.write(str(tmp_path / "clipped.wav"), clipped, sr, subtype="FLOAT")
+    err = _convert([tmp_path / "clipped.wav", example_clips[1], "-o", tmp_path / "o.wav"], capsys)
+    lines = [x for x in err.splitlines() if "sounds clipped" in x]
+    assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'clipped.wav'} sounds clipped (")
+    assert (tmp_path / "o.wav").is_file()
