@@ -166,14 +166,16 @@ class Converter:
         """(n_mels, frames) -> (frames * hop,) float32, ``self.chunk_frames`` frames at a time
         (``progress(done_frames, total_frames)`` after each piece)."""
         t = time.perf_counter()
-        bf16 = self.precision == "bf16" and self.vocoder_name == "hifigan"
-
-        def piece(x):
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
-                return self.vocoder(x).float()
-        wav = vocode_chunked(piece, mel[None], self.chunk_frames, progress=progress)[0].cpu().numpy()
+        wav = vocode_chunked(self.vocode_piece, mel[None], self.chunk_frames, progress=progress)[0].cpu().numpy()
         self.timings.add("vocoder", time.perf_counter() - t)
         return wav
+
+    @torch.inference_mode()
+    def vocode_piece(self, mel: torch.Tensor) -> torch.Tensor:
+        """(B, n_mels, frames) -> (B, frames * hop) float32 in one call, at ``self.precision``."""
+        bf16 = self.precision == "bf16" and self.vocoder_name == "hifigan"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return self.vocoder(mel).float()
 
     # -- conversions -------------------------------------------------------------------------
     @torch.inference_mode()
@@ -204,6 +206,15 @@ class Converter:
         if match_input_loudness:
             ab, ba = match_loudness(ab, wa), match_loudness(ba, wb)
         return ab, ba
+
+    def stream(self, chunks, target, **options):
+        """Live conversion (vc.stream): ``chunks``, an iterable of 1-D float32 arrays at
+        ``sample_rate`` of any size (e.g. 0.25 s from a microphone) -> one converted array per
+        chunk as soon as it is ready, then one with the rest. ``target``'s speaker vector is
+        computed once. Output sample i is the conversion of input sample i (not trimmed, not
+        loudness-matched); it comes out 0.25 s + one chunk + compute time after it went in."""
+        from .stream import stream
+        return stream(self, chunks, target, **options)
 
     def convert_file(self, source, target, out, out_rate: int | None = None) -> Path:
         """Convert and write ``out`` (.wav, .flac, .ogg); an unwritable ``out`` is refused first."""
