@@ -15,8 +15,9 @@ pip install -q --upgrade pip
 pip install -q "torch==2.13.*"
 # chromium for the browser tests (Debian's build: Playwright downloads nothing). Without it those
 # tests are skipped, so the README's test command and CI (.ci/run) would not run the same suite.
+# ffmpeg with it: Gradio encodes the web page's Live output (a stream) with it, and its browser test plays it.
 install_chromium() {
-  [ -x /usr/bin/chromium ] && return 0
+  [ -x /usr/bin/chromium ] && command -v ffmpeg >/dev/null 2>&1 && return 0
   local sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     if ! command -v sudo >/dev/null 2>&1; then
@@ -32,9 +33,9 @@ install_chromium() {
          "or the browser tests will be skipped" >&2
     return 0
   fi
-  echo "installing chromium with apt-get (for the browser tests of the web page)"
+  echo "installing chromium and ffmpeg with apt-get (for the browser tests of the web page)"
   if ! { DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null; }; then
+         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium ffmpeg >/dev/null; }; then
     echo "setup.sh: could not install chromium with ${sudo:+$sudo }apt-get: the browser tests will be" \
          "skipped; install it with: sudo apt-get install chromium" >&2
   fi
