@@ -318,6 +318,11 @@ def test_page_warns_next_to_a_clip_that_is_not_speech(tmp_path, example_clips):
         out = _page_swap(app)(str(example_clips[0]), str(example_clips[1]), "griffinlim", None, True,
                               progress=lambda *x, **k: None)
         assert not out[7].visible and not out[8].visible
+        wav, sr = sf.read(str(example_clips[0]), dtype="float32")          # clip A, heavily clipped
+        sf.write(str(tmp_path / "clipped.wav"), np.clip(20 * wav / np.abs(wav).max(), -1, 1), sr)
+        out = _page_swap(app)(str(tmp_path / "clipped.wav"), str(example_clips[1]), "griffinlim", None, True,
+                              progress=lambda *x, **k: None)
+        assert out[7].visible and "Clip A (clipped.wav) sounds clipped (" in out[7].value and not out[8].visible
         config = app.get_config_file()
         ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
         hides = [d for d in config["dependencies"] if d["targets"] == [(ids["clip-b"], "change")]]

@@ -194,13 +194,18 @@ def live_session(session_hash: str) -> dict:
         return _LIVE.setdefault(session_hash, {"inbox": queue.Queue(), "stopped": threading.Event()})
 
 
-def not_speech(conv: Converter, model_path, mel, name: str) -> str | None:
+def not_speech(conv: Converter, model_path, mel, name: str, path=None) -> str | None:
     """vc.anomaly's one line for a clip whose log-mel ``mel`` (n_mels, frames) does not sound
-    like clean speech to the model at ``model_path``, else None (also when that model has no
-    calibrated threshold). The conversion goes on either way."""
+    like clean speech to the model at ``model_path``, or whose file ``path`` sounds clipped, else
+    None (no model check when that model has no calibrated threshold). The conversion goes on
+    either way."""
     import torch
 
     from . import anomaly
+    native = anomaly.native_samples(path) if path else None
+    clipped = anomaly.clipping_warning(name, native) if native is not None else None
+    if clipped:
+        return clipped
     key = str(model_path)
     if key not in _CALIBRATIONS:
         _CALIBRATIONS[key] = anomaly.load_calibration(model_path)
@@ -282,7 +287,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         conv.timings.add("save", time.perf_counter() - t)
         t = time.perf_counter()
         warnings = {which: not_speech(conv, models[model], pictures["mels"][f"{which} (input)"],
-                                      f"Clip {which} ({Path(path).name})")
+                                      f"Clip {which} ({Path(path).name})", path)
                     for which, path in (("A", a), ("B", b))}
         conv.timings.add("anomaly", time.perf_counter() - t)
         stages = {k: round(v, 3) for k, v in conv.timings.stages.items()}
@@ -412,7 +417,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         try:
             conv, _ = live_voice(target, "griffinlim", model)       # the model only: no vocoder needed
             line = not_speech(conv, models[model or next(iter(models))], conv.mel(conv.load(target)),
-                              f"The voice ({Path(target).name})")
+                              f"The voice ({Path(target).name})", target)
         except Refusal as r:
             return hidden, messages(r)[2]
         return warning_box(line), hidden
