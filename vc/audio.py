@@ -103,11 +103,9 @@ def prepare(wav: np.ndarray, sr: int, name="<array>", *, sample_rate: int = 2205
     return wav
 
 
-def check_waveform(wav, sample_rate: int = 22050, name="waveform", *, min_seconds: float = MIN_SECONDS,
-                   max_seconds: float = MAX_SECONDS) -> np.ndarray:
-    """The checks of a file, for a waveform in memory (numpy or torch, (T,) or (T, channels)):
-    empty, NaN, too long, silent, too short (after trimming silence) raise AudioError naming
-    ``name``. -> the mono float32 waveform, otherwise unchanged (not trimmed, not normalised)."""
+def as_mono(wav, name="waveform") -> np.ndarray:
+    """A waveform in memory (numpy or torch, (T,) or (T, channels)) -> mono float32 (T,), or
+    AudioError naming ``name`` when it is not one."""
     try:
         wav = np.asarray(wav, dtype=np.float32)
     except (TypeError, ValueError, RuntimeError) as e:
@@ -117,6 +115,15 @@ def check_waveform(wav, sample_rate: int = 22050, name="waveform", *, min_second
     if wav.ndim != 1:
         raise AudioError(name, f"expected a 1-D waveform (samples,) or (samples, channels), "
                                f"got shape {tuple(wav.shape)}")
+    return wav
+
+
+def check_waveform(wav, sample_rate: int = 22050, name="waveform", *, min_seconds: float = MIN_SECONDS,
+                   max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """The checks of a file, for a waveform in memory (numpy or torch, (T,) or (T, channels)):
+    empty, NaN, too long, silent, too short (after trimming silence) raise AudioError naming
+    ``name``. -> the mono float32 waveform, otherwise unchanged (not trimmed, not normalised)."""
+    wav = as_mono(wav, name)
     prepare(wav, sample_rate, name, sample_rate=sample_rate, min_seconds=min_seconds,
             max_seconds=max_seconds, trim=True, normalize=False)
     return wav

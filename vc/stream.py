@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .audio import AudioError
+from .audio import AudioError, as_mono
 from .features import mel_spectrogram
 
 WINDOW_S = 2.0        # seconds of input mel the model sees at each step (it trained on 1.5 s)
@@ -167,15 +167,7 @@ class Live:
 
     def _check(self, chunk) -> np.ndarray:
         name = f"live input chunk {self.chunks}"
-        try:
-            wav = np.asarray(chunk, dtype=np.float32)
-        except (TypeError, ValueError) as e:
-            raise AudioError(name, f"not a waveform ({type(e).__name__})") from None
-        if wav.ndim == 2:
-            wav = wav.mean(axis=1)
-        if wav.ndim != 1:
-            raise AudioError(name, f"expected a 1-D waveform (samples,) or (samples, channels), "
-                                   f"got shape {tuple(wav.shape)}")
+        wav = as_mono(chunk, name)
         if not np.isfinite(wav).all():
             raise AudioError(name, "contains NaN or infinite samples")
         return wav
