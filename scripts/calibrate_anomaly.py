@@ -104,9 +104,9 @@ def main():
 
     calib_rows = random.Random(0).sample(rows({"train", "val"}), args.n)
     calib = [measure_file(DATA / r["path"]) for r in calib_rows]
-    dev_rows = rows({"dev"})
-    dev = [measure_file(DATA / r["path"]) for r in dev_rows]
-    dev_wavs = [load_audio(DATA / r["path"], SR) for r in dev_rows]
+    dev_paths = [DATA / r["path"] for r in rows({"dev"})]
+    dev_wavs = [load_audio(path, SR) for path in dev_paths]
+    dev = [measure(w, native_samples(path)) for w, path in zip(dev_wavs, dev_paths)]
     sets = non_speech(np.random.default_rng(0), dev_wavs, args.per_kind)
     nonspeech = {k: [measure(w, w) for w in ws] for k, ws in sets.items()}   # made at SR: native
 
