@@ -45,6 +45,26 @@ def write_wav(path, seconds: float = 2.0, sr: int = 16000, f0: float = 120.0, se
     return path
 
 
+def silent_wav(path) -> Path:
+    """One second of digital silence: refused as input ("all silence")."""
+    sf.write(str(path), np.zeros(22050, np.float32), 22050)
+    return Path(path)
+
+
+def noise_wav(path, seconds: float = 2.0, sr: int = 22050) -> Path:
+    """White noise: accepted as input, but it does not sound like clean speech."""
+    sf.write(str(path), 0.1 * np.random.default_rng(0).standard_normal(int(seconds * sr)), sr)
+    return Path(path)
+
+
+def event_fn(app, name: str):
+    """The function behind the web page's event named ``name`` (its Python name) in the built
+    gr.Blocks ``app``, to call directly."""
+    fns = [f for f in app.fns.values() if getattr(f, "name", "") == name]
+    assert len(fns) == 1, (name, len(fns))
+    return fns[0].fn
+
+
 def tiny_model(seed: int = 0) -> VoiceConverter:
     torch.manual_seed(seed)
     return VoiceConverter(ModelConfig(**TINY)).eval()
@@ -79,8 +99,8 @@ def example_clips() -> list[Path]:
 @pytest.fixture(scope="module")
 def served_threads():
     """Torch threads as `vc demo` sets them (cores / concurrency), restored afterwards."""
-    from vc import demo
+    from vc.page import set_threads
     threads = torch.get_num_threads()
-    demo.set_threads(2)
+    set_threads(2)
     yield
     torch.set_num_threads(threads)

@@ -19,8 +19,8 @@ pytest.importorskip("gradio")
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from conftest import write_wav  # noqa: E402
-from vc import demo  # noqa: E402
+from conftest import event_fn, noise_wav, silent_wav, write_wav  # noqa: E402
+from vc import demo, page  # noqa: E402
 from vc.audio import load_audio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,12 +104,8 @@ def test_converter_loaded_once_and_shared(client, tiny_checkpoint, wav_a, wav_b)
         check_output(ab, wav_a)
         check_output(ba, wav_b)
     # this page's converters (other tests' pages, e.g. the browser test's, may share the process)
-    keys = [k for k in demo._CONVERTERS if k == (str(Path(tiny_checkpoint).resolve()), "griffinlim", 10)]
+    keys = [k for k in page._CONVERTERS if k == (str(Path(tiny_checkpoint).resolve()), "griffinlim", 10)]
     assert len(keys) == 1
-
-
-def _silent(path):
-    sf.write(path, np.zeros(22050, np.float32), 22050)
 
 
 def _corrupt(path):
@@ -117,7 +113,7 @@ def _corrupt(path):
 
 
 BAD = {  # name: (file name, how to make it, expected words in the message)
-    "silent": ("quiet.wav", _silent, "all silence"),
+    "silent": ("quiet.wav", silent_wav, "all silence"),
     "corrupt": ("broken.wav", _corrupt, "unreadable or corrupt"),
     "empty": ("empty.wav", lambda p: p.write_bytes(b""), "empty"),
     "too short": ("blip.wav", lambda p: write_wav(p, 0.2), "too short"),
@@ -156,7 +152,7 @@ def test_upload_over_size_limit_is_refused(client, tmp_path, wav_a):
 
 
 def test_no_model_installed(tmp_path, monkeypatch, wav_a, wav_b):
-    monkeypatch.setattr(demo, "PRETRAINED", tmp_path / "empty")       # as if default.pt were absent
+    monkeypatch.setattr(page, "PRETRAINED", tmp_path / "empty")       # as if default.pt were absent
     app = demo.build_app([])
     try:
         url = serve(app, 20)
@@ -183,7 +179,7 @@ def test_model_choices(tmp_path, monkeypatch):
     (tmp_path / "mine").mkdir()
     mine = tmp_path / "mine" / "default.pt"
     mine.write_bytes(b"")
-    monkeypatch.setattr(demo, "PRETRAINED", installed)
+    monkeypatch.setattr(page, "PRETRAINED", installed)
     choices = demo.model_choices([mine])
     assert list(choices) == ["mine/default.pt", "pretrained/default.pt", "other.pt"]   # --model first
     assert choices["other.pt"] == (installed / "other.pt").resolve()
@@ -209,9 +205,7 @@ def test_flags(tmp_path):
 
 def _page_swap(app):
     """The function behind the page's button (not the API): it returns messages, never raises."""
-    fns = [f for f in app.fns.values() if getattr(f, "name", "") == "swap_on_page"]
-    assert len(fns) == 1
-    return fns[0].fn
+    return event_fn(app, "swap_on_page")
 
 
 def _config(app, elem_id):
@@ -223,7 +217,7 @@ def test_page_message_stays_next_to_its_clip(tiny_checkpoint, tmp_path, wav_a, c
     import gradio as gr
     app = demo.build_app([tiny_checkpoint], max_upload_mb=1, max_seconds=10, default_vocoder="griffinlim")
     try:
-        _silent(tmp_path / "quiet.wav")
+        silent_wav(tmp_path / "quiet.wav")
         a, b, model = {"missing B": (wav_a, None, None), "bad A": (tmp_path / "quiet.wav", wav_a, None),
                        "bad B": (wav_a, tmp_path / "quiet.wav", None),
                        "no clip in particular": (wav_a, wav_a, "nope.pt")}[case]
@@ -293,11 +287,6 @@ def test_long_clips_move_the_progress_bar(tiny_checkpoint, example_clips, thread
 
 
 # -- not speech: a warning next to the clip (issue 12) ----------------------------------------------
-def _noise(path, seconds=2.0, sr=22050):
-    sf.write(str(path), 0.1 * np.random.default_rng(0).standard_normal(int(seconds * sr)), sr)
-    return path
-
-
 def test_page_warns_next_to_a_clip_that_is_not_speech(tmp_path, example_clips):
     """The shipped model has a calibrated threshold: white noise as clip B gets a warning next
     to B, the conversion still runs; real speech gets none."""
@@ -307,7 +296,7 @@ def test_page_warns_next_to_a_clip_that_is_not_speech(tmp_path, example_clips):
         pytest.skip("no calibrated threshold for the installed model")
     app = demo.build_app([], default_vocoder="griffinlim")           # the installed models, default.pt first
     try:
-        noise = _noise(tmp_path / "noise.wav")
+        noise = noise_wav(tmp_path / "noise.wav")
         out = _page_swap(app)(str(example_clips[0]), str(noise), "griffinlim", None, True,
                               progress=lambda *x, **k: None)
         warn_a, warn_b = out[7], out[8]
@@ -327,84 +316,5 @@ def test_page_warns_next_to_a_clip_that_is_not_speech(tmp_path, example_clips):
         ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
         hides = [d for d in config["dependencies"] if d["targets"] == [(ids["clip-b"], "change")]]
         assert ids["warn-b"] in hides[0]["outputs"]                      # a new clip B hides it
-    finally:
-        app.close()
-
-
-# -- the Live tab -----------------------------------------------------------------------------------
-def _fn(app, name):
-    fns = [f for f in app.fns.values() if getattr(f, "name", "") == name]
-    assert len(fns) == 1
-    return fns[0].fn
-
-
-def _mic(clip, rate=48000, seconds=0.25):
-    """A clip as the browser's microphone stream: chunks of (rate, int16 samples)."""
-    import soxr
-    wav = soxr.resample(load_audio(clip, 22050), 22050, rate)
-    size = int(rate * seconds)
-    return [(rate, (wav[i: i + size] * 32767).astype(np.int16)) for i in range(0, wav.size, size)]
-
-
-def test_live_tab_streams_converted_audio(tiny_checkpoint, example_clips):
-    """A take as the page runs it: the microphone's chunks (48 kHz int16) go into the visitor's
-    inbox; the take (a generator, Gradio's streaming output) converts them and yields wav chunks;
-    after Stop, the rest. All that was spoken comes back converted."""
-    import io
-    from types import SimpleNamespace
-    app = demo.build_app([tiny_checkpoint], default_vocoder="griffinlim")
-    try:
-        config = app.get_config_file()
-        props = {c["props"].get("elem_id"): c["props"] for c in config["components"]}
-        assert props["live-mic"]["streaming"] and props["live-mic"]["sources"] == ["microphone"]
-        assert props["live-out"]["streaming"] and props["live-out"]["autoplay"]
-        ids = {c["props"].get("elem_id"): c["id"] for c in config["components"]}
-        events = {t[1] for d in config["dependencies"] for t in d["targets"] if t[0] == ids["live-mic"]}
-        assert {"stream", "start_recording", "stop_recording"} <= events
-
-        request = SimpleNamespace(session_hash="visitor-1")
-        for chunk in _mic(example_clips[0], seconds=0.1):              # what the browser sends
-            _fn(app, "live_push")(chunk, request)
-        _fn(app, "live_stop")(request)
-        outs = []
-        for data, box in _fn(app, "live_play")(str(example_clips[1]), "griffinlim", None, request):
-            assert not box.visible and data is not None
-            wav, sr = sf.read(io.BytesIO(data), dtype="float32")
-            assert sr == 22050 and wav.ndim == 1
-            outs.append(wav)
-        assert len(outs) > 5                                           # in pieces, as it came
-        spoken = load_audio(example_clips[0], 22050).size
-        assert abs(sum(o.size for o in outs) - spoken) <= 2 * HOP      # all of it (at 22,050 Hz)
-        assert np.abs(np.concatenate(outs)).max() > 1e-3
-        assert "visitor-1" not in demo._LIVE                           # the take's state is gone
-    finally:
-        app.close()
-
-
-@pytest.mark.parametrize("case", ["no voice", "silent voice"])
-def test_live_bad_voice_is_one_line(tiny_checkpoint, tmp_path, case):
-    from types import SimpleNamespace
-    app = demo.build_app([tiny_checkpoint], default_vocoder="griffinlim")
-    try:
-        _silent(tmp_path / "quiet.wav")
-        target = {"no voice": None, "silent voice": str(tmp_path / "quiet.wav")}[case]
-        [(data, box)] = list(_fn(app, "live_play")(target, "griffinlim", None, SimpleNamespace(session_hash="v")))
-        assert data is None and box.visible
-        words = {"no voice": "Pick the voice first", "silent voice": "The voice (quiet.wav): all silence"}[case]
-        assert words in box.value and "/tmp" not in box.value and "Traceback" not in box.value
-    finally:
-        app.close()
-
-
-def test_live_voice_that_is_not_speech_gets_a_warning(tmp_path):
-    from vc import anomaly
-    from vc.convert import DEFAULT_MODEL
-    if anomaly.load_calibration(DEFAULT_MODEL) is None:
-        pytest.skip("no calibrated threshold for the installed model")
-    app = demo.build_app([], default_vocoder="griffinlim")
-    try:
-        warn, error = _fn(app, "live_check")(str(_noise(tmp_path / "hiss.wav")), None)
-        assert warn.visible and not error.visible
-        assert "The voice (hiss.wav) does not sound like clean speech" in warn.value
     finally:
         app.close()

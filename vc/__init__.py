@@ -6,7 +6,8 @@
 
 Files, one per role: audio (I/O and checks), features (log-mel), model (the network),
 vocoder (mel -> wave), checkpoint (files), convert (inference), data/augment/losses/train
-(training), evaluate (figures), batch (many files), demo (web page), vctk (the corpus), cli.
+(training), evaluate (figures), batch (many files), demo (web page; demo_live its Live tab, page
+what both use), vctk (the corpus), cli.
 """
 __version__ = "0.1.0"
 

@@ -7,82 +7,36 @@ A's words in B's voice and B's words in A's voice, with the time of each step. A
 draws the mel-spectrograms and the split code. Bad input comes back as one line, never a
 traceback: on the page next to the clip it is about (until that input changes), through the API
 as gr.Error (gradio_client's AppError). Models are loaded once per process and shared by all visitors.
+
+This file is the swap page, the page as a whole (build_app) and its command line; the Live tab is
+vc/demo_live.py and what both use is vc/page.py (imports point one way: page <- demo_live <- demo).
 """
 from __future__ import annotations
 
 import atexit
 import copy
-import html
 import logging
 import os
-import queue
 import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")   # no phoning home, works offline
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-
-import numpy as np  # noqa: E402
-import soxr  # noqa: E402
-
-from .audio import AudioError, MAX_SECONDS, match_loudness, save_audio  # noqa: E402
-from .convert import DEFAULT_MODEL, Converter, Timings, load, swap_names  # noqa: E402
+from .audio import AudioError, match_loudness, save_audio
+from .convert import Converter, Timings, swap_names
+from .demo_live import add_live_tab
+from .page import (EXAMPLES, NO_MODEL, VOCODER_CHOICES, Refusal, get_converter, load_converter, messages,
+                   model_choices, not_speech, pick_model, set_threads, warning_box)
 
 log = logging.getLogger(__name__)
-PRETRAINED = DEFAULT_MODEL.parent
-EXAMPLES = Path(__file__).parent / "examples"
 EXAMPLE_PAIRS = [("libri-3080_f", "libri-2609_m"), ("so762-2022_f", "so762-0461_m"),
                  ("libri-2609_m", "so762-2022_f")]
-VOCODER_CHOICES = [("HiFi-GAN (natural)", "hifigan"), ("Griffin-Lim (fast, robotic)", "griffinlim")]
-NO_MODEL = ("no trained model is installed (vc/pretrained/default.pt is missing), so conversion is off: "
-            "start the page with --model CHECKPOINT.pt (train one with `vc train`)")
 DESCRIPTION = "Serve the web page: upload or record two clips, get both conversions."
-LIVE_CHUNK_S = 0.25             # the microphone's chunks (Gradio's stream_every)
-LIVE_ALGORITHMIC_S = 0.25       # vc.stream.Live.latency_s with its defaults
-LIVE_GAP_S = 1.0                # no chunk for this long: the next one starts a new take
-LIVE_TIME_LIMIT_S = 300         # one take at most (it holds a worker while it lasts)
-LIVE_EXAMPLES = ["so762-0461_m", "libri-3080_f", "so762-2022_f", "libri-2609_m"]
-LIVE_EXAMPLE_LABELS = ["man (speechocean762)", "woman (LibriSpeech)", "woman (speechocean762)", "man (LibriSpeech)"]
 KEEP_OUTPUTS_S = 600            # our output files live this long (Gradio copies them at once)
-
-_CONVERTERS: dict[tuple[str, str, float], Converter] = {}
-_LOCK = threading.Lock()
-
-
-def model_choices(extra=()) -> dict[str, Path]:
-    """{label: checkpoint}: the --model files first, then vc/pretrained/*.pt (default.pt first)."""
-    paths = [Path(p).resolve() for p in extra]
-    installed = sorted(PRETRAINED.glob("*.pt"), key=lambda p: (p.name != "default.pt", p.name))
-    paths += [p.resolve() for p in installed if p.resolve() not in paths]
-    names = [p.name for p in paths]
-    return {(p.name if names.count(p.name) == 1 else f"{p.parent.name}/{p.name}"): p for p in paths}
-
-
-def get_converter(path, vocoder: str, max_seconds: float = MAX_SECONDS) -> Converter:
-    """One Converter per (checkpoint, vocoder, limit) and process; loaded on first use."""
-    key = (str(path), vocoder, max_seconds)
-    with _LOCK:
-        if key not in _CONVERTERS:
-            conv = load(path, vocoder=vocoder, max_seconds=max_seconds)
-            conv.mel(np.zeros(conv.sample_rate, np.float32))    # warm up (mel filters: ~2 s once)
-            _CONVERTERS[key] = conv
-        return _CONVERTERS[key]
-
-
-def set_threads(concurrency: int) -> int:
-    """Torch threads per conversion = cores / concurrent conversions. More threads than cores
-    makes OpenMP threads wait on each other: a swap then takes tens of times longer."""
-    import torch
-    threads = max(1, (os.cpu_count() or 1) // max(1, concurrency))
-    torch.set_num_threads(threads)
-    return threads
 
 
 def _clean_old(folder: Path, age_s: float = KEEP_OUTPUTS_S):
@@ -152,77 +106,6 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
     return ab, ba, pictures
 
 
-def wav_bytes(wav: np.ndarray, sample_rate: int) -> bytes:
-    """A 16-bit mono wav file in memory: what a streaming gr.Audio output plays (a numpy output
-    would be scaled to its own peak, chunk by chunk)."""
-    import io
-
-    import soundfile as sf
-    buf = io.BytesIO()
-    sf.write(buf, np.clip(wav, -1, 1), sample_rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-class Refusal(Exception):
-    """Bad input or a failed conversion: one line for the visitor; ``which`` is the clip it is
-    about ("A", "B") or None."""
-
-    def __init__(self, message: str, which: str | None = None):
-        super().__init__(message)
-        self.which = which
-
-
-def messages(refusal: Refusal | None):
-    """The three message boxes of the page (next to clip A, next to clip B, under the button)."""
-    import gradio as gr
-    boxes = [gr.HTML(value="", visible=False) for _ in range(3)]
-    if refusal is not None:
-        slot = {"A": 0, "B": 1}.get(refusal.which, 2)
-        boxes[slot] = gr.HTML(value=f'<div class="vc-error" role="alert" style="color: #b91c1c; '
-                                    f'font-weight: 600">⚠️ {html.escape(str(refusal))}</div>', visible=True)
-    return boxes
-
-
-_CALIBRATIONS: dict[str, dict | None] = {}
-_LIVE: dict[str, dict] = {}                # Live tab: session -> {"inbox": chunks, "stopped": Event}
-
-
-def live_session(session_hash: str) -> dict:
-    """The Live tab's state of one visitor: the microphone's chunks not yet converted, and
-    whether Stop was pressed. Made by whichever comes first, the first chunk or the take."""
-    with _LOCK:
-        return _LIVE.setdefault(session_hash, {"inbox": queue.Queue(), "stopped": threading.Event()})
-
-
-def not_speech(conv: Converter, model_path, mel, name: str, path=None) -> str | None:
-    """vc.anomaly's one line for a clip whose log-mel ``mel`` (n_mels, frames) does not sound
-    like clean speech to the model at ``model_path``, or whose file ``path`` sounds clipped, else
-    None (no model check when that model has no calibrated threshold). The conversion goes on
-    either way."""
-    import torch
-
-    from . import anomaly
-    native = anomaly.native_samples(path) if path else None
-    clipped = anomaly.clipping_warning(name, native) if native is not None else None
-    if clipped:
-        return clipped
-    key = str(model_path)
-    if key not in _CALIBRATIONS:
-        _CALIBRATIONS[key] = anomaly.load_calibration(model_path)
-    if _CALIBRATIONS[key] is None:
-        return None
-    return anomaly.check(conv.model, torch.as_tensor(mel), name, _CALIBRATIONS[key])
-
-
-def warning_box(line: str | None):
-    """The amber box next to a clip: visible with ``line``, hidden without."""
-    import gradio as gr
-    if not line:
-        return gr.HTML(value="", visible=False)
-    return gr.HTML(value=f'<div class="vc-warning" role="status" style="color: #92400e; background: #fef3c7; '
-                         f'padding: 4px 8px; border-radius: 4px">⚠️ {html.escape(line)}</div>', visible=True)
-
-
 def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float = 30,
               default_vocoder: str = "hifigan", concurrency: int = 2, preload: bool = False):
     """The page as a gr.Blocks (queued, not launched). ``model_paths``: checkpoints given with --model;
@@ -254,18 +137,11 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         """A's words in B's voice and B's words in A's voice -> (A->B wav, B->A wav, seconds per
         step, pictures for the next step). Every failure is a Refusal: one line, and the clip
         it is about."""
-        if not models:
-            raise Refusal(NO_MODEL)
-        model = model or next(iter(models))
-        if model not in models:
-            raise Refusal(f"unknown model '{model}' (choose from {', '.join(models)})")
+        model = pick_model(models, model)
         a, b = check_clip(clip_a, "A"), check_clip(clip_b, "B")
         t0 = time.perf_counter()
         progress(0.0, desc="loading the model")
-        try:
-            conv = copy.copy(get_converter(models[model], vocoder, max_seconds))
-        except Exception as e:  # CheckpointError, VocoderError: one line
-            raise Refusal(f"cannot load {model} with {vocoder}: {e}") from None
+        conv = copy.copy(load_converter(models, model, vocoder, max_seconds))
         conv.timings = Timings()    # per-call timings: the shared Converter is never written to
         progress(0.1, desc="reading the clips")
         try:
@@ -329,99 +205,6 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
             plt.close(fig)
         return tuple(paths)
 
-    def live_voice(target, vocoder, model):
-        """(converter, speaker vector) of the Live tab's voice, or a Refusal."""
-        if not models:
-            raise Refusal(NO_MODEL)
-        if not target:
-            raise Refusal("Pick the voice first (upload, record or an example clip), then speak.")
-        model = model or next(iter(models))
-        if model not in models:
-            raise Refusal(f"unknown model '{model}' (choose from {', '.join(models)})")
-        try:
-            conv = get_converter(models[model], vocoder, max_seconds)
-        except Exception as e:  # CheckpointError, VocoderError: one line
-            raise Refusal(f"cannot load {model} with {vocoder}: {e}") from None
-        try:
-            return conv, conv.speaker(target)
-        except AudioError as e:
-            name = Path(e.path).name
-            raise Refusal(f"The voice ({name}): {e.problem.replace(e.path, name)}") from None
-
-    def live_push(chunk, request: gr.Request):
-        """The microphone's stream event: one chunk ((sample rate, int16 samples), the new audio
-        only) into this visitor's inbox, at once. Gradio keeps only the newest chunk of a stream
-        event that is still busy, so the conversion runs elsewhere (live_play)."""
-        if chunk is not None:
-            live_session(request.session_hash)["inbox"].put(chunk)
-        return gr.skip()
-
-    def live_stop(request: gr.Request):
-        live_session(request.session_hash)["stopped"].set()
-
-    def live_play(target, vocoder="hifigan", model=None, request: gr.Request = None):
-        """A take, from Record to Stop: converts the inbox's chunks as they come (vc.stream.Live)
-        and yields (the converted audio as wav bytes, the message box) for the streaming output;
-        after Stop (or LIVE_GAP_S without chunks once stopped), the rest, then it ends."""
-        from .stream import Live
-        hidden = gr.HTML(visible=False)
-        session = live_session(request.session_hash)
-        try:
-            conv, speaker = live_voice(target, vocoder, model)
-        except Refusal as r:
-            log.info("live refused: %s", r)
-            _LIVE.pop(request.session_hash, None)
-            yield None, messages(r)[2]
-            return
-        live, resample, started = Live(conv, speaker), None, time.monotonic()
-        pending, step = [], int(LIVE_CHUNK_S * conv.sample_rate)   # the browser sends 0.1 s: convert 0.25 s at once
-        try:
-            while time.monotonic() - started < LIVE_TIME_LIMIT_S:
-                try:
-                    rate, samples = session["inbox"].get(timeout=LIVE_GAP_S)
-                except queue.Empty:
-                    if session["stopped"].is_set():
-                        break
-                    continue
-                if resample is None:
-                    resample = soxr.ResampleStream(rate, conv.sample_rate, 1, dtype="float32")
-                wav = np.asarray(samples, np.float32)
-                wav = wav / 32768.0 if np.issubdtype(samples.dtype, np.integer) else wav
-                pending.append(resample.resample_chunk(wav.mean(axis=1) if wav.ndim == 2 else wav))
-                if sum(p.size for p in pending) >= step or session["inbox"].qsize() == 0 and session["stopped"].is_set():
-                    out = live.push(np.concatenate(pending))
-                    pending = []
-                    if out.size:
-                        yield wav_bytes(out, conv.sample_rate), hidden
-            if resample is not None:                                 # the rest, then the end of the take
-                pending.append(resample.resample_chunk(np.zeros(0, np.float32), last=True))
-                out = np.concatenate([live.push(np.concatenate(pending)), live.finish()])
-                log.info("live take: %.2f s in, %.2f s out", live.received / conv.sample_rate,
-                         (live.emitted) / conv.sample_rate)
-                yield (wav_bytes(out, conv.sample_rate) if out.size else None), hidden
-        except Exception as e:
-            log.exception("live conversion failed")
-            first = (str(e).splitlines() or [""])[0]
-            yield None, messages(Refusal(f"live conversion failed ({type(e).__name__}: {first})"))[2]
-        finally:
-            _LIVE.pop(request.session_hash, None)
-
-    for fn in (live_push, live_stop, live_play):         # Gradio passes the visitor's request
-        fn.__annotations__["request"] = gr.Request
-
-    def live_check(target, model=None):
-        """The Live tab's voice changed: warn next to it if it does not sound like clean speech."""
-        hidden = gr.HTML(visible=False)
-        if not target:
-            return hidden, hidden
-        try:
-            conv, _ = live_voice(target, "griffinlim", model)       # the model only: no vocoder needed
-            line = not_speech(conv, models[model or next(iter(models))], conv.mel(conv.load(target)),
-                              f"The voice ({Path(target).name})", target)
-        except Refusal as r:
-            return hidden, messages(r)[2]
-        return warning_box(line), hidden
-
     with gr.Blocks(title="vc: voice swap", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
         gr.Markdown("# vc: voice swap\nGive two recordings of two people, **A** and **B** (0.5 s to "
                     f"{max_seconds:g} s, wav/flac/ogg/opus/mp3, up to {max_upload_mb:g} MB). One click "
@@ -463,30 +246,8 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                 code = gr.Image(show_label=False, type="filepath", interactive=False, elem_id="code")
                 gr.Markdown("Example clips: LibriSpeech (CC BY 4.0) and speechocean762; see "
                             "`vc/examples/README.md` for attribution.")
-            with gr.Tab("Live", id="live-tab", elem_id="live-tab"):
-                gr.Markdown("Pick a voice, press **Record** and speak: you hear yourself in that voice while "
-                            f"you talk, about {LIVE_CHUNK_S + LIVE_ALGORITHMIC_S:.1f} s plus the computing time "
-                            "later (wear headphones, or the microphone hears the output). Up to "
-                            f"{LIVE_TIME_LIMIT_S // 60} minutes a take.")
-                gr.Markdown("⚠️ **The Live tab needs `ffmpeg` on the server** (Gradio encodes the streamed "
-                            "audio with it): `apt-get install ffmpeg`.", visible=shutil.which("ffmpeg") is None,
-                            elem_id="live-no-ffmpeg")
-                with gr.Row():
-                    with gr.Column():
-                        live_target = gr.Audio(label="The voice to speak in", sources=["upload", "microphone"],
-                                               type="filepath", elem_id="live-target")
-                        live_warn = gr.HTML(visible=False, elem_id="live-warn")
-                        gr.Examples([[str(EXAMPLES / f"{x}.flac")] for x in LIVE_EXAMPLES], inputs=[live_target],
-                                    label="Example voices", example_labels=LIVE_EXAMPLE_LABELS)
-                        live_vocoder = gr.Radio(VOCODER_CHOICES, value=default_vocoder, label="Vocoder",
-                                                elem_id="live-vocoder")
-                    with gr.Column():
-                        mic = gr.Audio(label="Speak", sources=["microphone"], streaming=True, type="numpy",
-                                       elem_id="live-mic")
-                        live_error = gr.HTML(visible=False, elem_id="live-error")
-                        live_take = gr.Number(value=0, visible=False)         # takes so far
-                        live_out = gr.Audio(label="You, in that voice", streaming=True, autoplay=True,
-                                            interactive=False, elem_id="live-out")
+            add_live_tab(models, model, default_vocoder=default_vocoder, max_seconds=max_seconds,
+                         concurrency=concurrency)
         pictures = gr.State()
         inputs = [clip_a, clip_b, vocoder, model, loudness]
         # one progress indicator (the timings box), not one per output
@@ -502,18 +263,6 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                       api_visibility="private")
         for option in (vocoder, model, loudness):
             option.change(lambda: hide, None, error, show_progress="hidden", api_visibility="private")
-        # Live: each microphone chunk converted as it comes (one worker per talking visitor)
-        # Record starts a take through a hidden counter: an event running on the microphone itself
-        # would mark it busy, and the browser then holds its chunks back until the take ends
-        mic.start_recording(lambda n: (n or 0) + 1, live_take, live_take, show_progress="hidden",
-                            api_visibility="private")
-        live_take.change(live_play, [live_target, live_vocoder, model], [live_out, live_error],
-                         show_progress="hidden", concurrency_limit=concurrency, api_visibility="private")
-        mic.stream(live_push, mic, live_error, stream_every=LIVE_CHUNK_S, time_limit=LIVE_TIME_LIMIT_S,
-                   show_progress="hidden", api_visibility="private")
-        mic.stop_recording(live_stop, None, None, show_progress="hidden", api_visibility="private")
-        live_target.change(live_check, [live_target, model], [live_warn, live_error], show_progress="hidden",
-                           api_visibility="private")
     app.queue(default_concurrency_limit=concurrency, max_size=64)
     return app
 
