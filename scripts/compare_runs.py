@@ -1,0 +1,96 @@
+"""Pair by pair: how two scored models differ on the same pairs (`vc evaluate` output folders).
+
+    python scripts/compare_runs.py BASELINE_EVAL_DIR CANDIDATE_EVAL_DIR [MORE_CANDIDATES ...]
+
+Each folder holds the results.jsonl of `vc evaluate` (e.g. a screening run's val_eval). Pairs are
+matched by their key (the same seeded pairs), and for every metric the mean of (candidate -
+baseline) over the pairs both scored is printed with a 95 % percentile-bootstrap interval of that
+paired mean: pair-to-pair spread cancels, so a difference that two separate means with their own
+wide intervals hide can still show. CER is capped at 100 % per pair (one hallucinated transcript
+would otherwise move a 40-pair mean by 5 points). An interval that excludes 0 is marked '*'.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vc.evaluate.report import bootstrap_ci  # noqa: E402
+
+# (system, metric, label, scale): scale 100 shows a share in points
+METRICS = [("converted", "sim_target", "Resemblyzer sim to target", 1),
+           ("converted", "sim_source", "Resemblyzer sim to source", 1),
+           ("converted", "ecapa_sim_target", "ECAPA sim to target", 1),
+           ("converted", "ecapa_sim_source", "ECAPA sim to source", 1),
+           ("converted", "cer", "CER converted, capped (points)", 100),
+           ("reconstruction", "cer", "CER reconstructed, capped (points)", 100),
+           ("converted", "dnsmos", "DNSMOS converted", 1)]
+
+
+def read_results(folder: Path) -> dict[str, dict]:
+    """{pair key: that pair's record} from ``folder``/results.jsonl (or its shards)."""
+    files = sorted(folder.glob("results*.jsonl"))
+    if not files:
+        raise SystemExit(f"{folder}: no results.jsonl (score it with `vc evaluate --out {folder}` first)")
+    records = {}
+    for f in files:
+        for line in f.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                records[rec["key"]] = rec
+    return records
+
+
+def value(rec: dict, system: str, metric: str) -> float | None:
+    v = rec.get("systems", {}).get(system, {}).get(metric)
+    if v is None:
+        return None
+    return min(1.0, float(v)) if metric == "cer" else float(v)
+
+
+def paired(base: dict[str, dict], cand: dict[str, dict]) -> list[dict]:
+    """One row per metric: n, baseline mean, candidate mean, mean difference and its interval."""
+    rows = []
+    for system, metric, label, scale in METRICS:
+        a, b = [], []
+        for key in sorted(base.keys() & cand.keys()):
+            x, y = value(base[key], system, metric), value(cand[key], system, metric)
+            if x is not None and y is not None:
+                a.append(x)
+                b.append(y)
+        if not a:
+            continue
+        d = np.subtract(b, a) * scale
+        ci = bootstrap_ci(d)
+        rows.append({"metric": label, "n": len(d), "base": float(np.mean(a)) * scale,
+                     "cand": float(np.mean(b)) * scale, "diff": float(d.mean()), "ci95": ci,
+                     "significant": ci is not None and (ci[0] > 0 or ci[1] < 0)})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("baseline", type=Path)
+    p.add_argument("candidates", type=Path, nargs="+")
+    args = p.parse_args(argv)
+    base = read_results(args.baseline)
+    for folder in args.candidates:
+        rows = paired(base, read_results(folder))
+        print(f"\n{folder} - {args.baseline} (paired)")
+        print(f"{'metric':36s} {'n':>4s} {'base':>8s} {'cand':>8s} {'diff':>8s}  95 % CI")
+        for r in rows:
+            ci = "" if r["ci95"] is None else f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
+            print(f"{r['metric']:36s} {r['n']:4d} {r['base']:8.3f} {r['cand']:8.3f} {r['diff']:+8.3f}  "
+                  f"{ci}{' *' if r['significant'] else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""scripts/compare_runs.py: pairs are matched by key, CER is capped per pair, and a consistent
+paired difference is called significant while noise around zero is not."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compare():
+    spec = importlib.util.spec_from_file_location("compare_runs", ROOT / "scripts" / "compare_runs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write(folder: Path, rows):
+    folder.mkdir(parents=True)
+    (folder / "results.jsonl").write_text("\n".join(json.dumps(
+        {"key": k, "systems": {"converted": {"cer": cer, "sim_target": sim}}}) for k, cer, sim in rows) + "\n")
+    return folder
+
+
+def test_paired_difference(compare, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    spread = rng.uniform(0.2, 0.8, 40)                       # pairs differ a lot from each other
+    base = write(tmp_path / "a", [(str(i), s, 0.5 + s / 2) for i, s in enumerate(spread)])
+    # the candidate: every pair 5 CER points lower, the same similarity up to tiny noise, one
+    # pair hallucinated (CER 3.0: capped at 1.0), one pair the baseline never scored
+    cand_rows = [(str(i), s - 0.05, 0.5 + s / 2 + rng.normal(0, 1e-3)) for i, s in enumerate(spread)]
+    cand_rows[0] = ("0", 3.0, cand_rows[0][2])
+    cand = write(tmp_path / "b", cand_rows + [("extra", 0.0, 0.9)])
+    rows = {r["metric"]: r for r in compare.paired(compare.read_results(base), compare.read_results(cand))}
+    cer, sim = rows["CER converted, capped (points)"], rows["Resemblyzer sim to target"]
+    assert cer["n"] == 40 and sim["n"] == 40                  # matched by key: "extra" left out
+    expected = (1.0 - spread[0] + sum(-0.05 for _ in range(39))) * 100 / 40
+    assert cer["diff"] == pytest.approx(expected)
+    assert sim["diff"] == pytest.approx(0, abs=1e-3) and not sim["significant"]
+    assert "ECAPA sim to target" not in rows                  # a metric nobody scored: no row
+    assert compare.main([str(base), str(cand)]) == 0
+    assert "CER converted, capped (points)" in capsys.readouterr().out
+
+
+def test_missing_results_is_one_line(compare, tmp_path):
+    with pytest.raises(SystemExit, match="no results.jsonl"):
+        compare.read_results(tmp_path)
