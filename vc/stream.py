@@ -26,6 +26,16 @@ How, in mel frames (hop 256 samples = 11.6 ms at 22,050 Hz; D = the model's time
                With the defaults the stream's waveform equals the offline vocoding of the same
                mel within 1 % (rms): the only approximation left is the model's window.
 
+Noise gate (on by default, ``gate=False`` turns it off): in a pause longer than the model's
+window the window holds only background noise, and instance normalisation scales that noise up
+to the level of speech: the output babbles. So each hop of input is measured (RMS, dBFS); where
+the input has been quieter than ``gate_db`` (-55 dBFS) for more than ``gate_hold_s`` (0.2 s: word
+ends and short gaps pass) the output is silent, and the gate opens ``gate_lead_s`` (0.05 s)
+before the input gets loud again (it knows: the output runs 0.25 s behind). The gain moves from
+0 to 1 over one hop (11.6 ms), so the gate does not click. -55 dBFS is under the quiet sounds of
+speech and over the noise of a quiet room through a decent microphone; a noisier microphone
+keeps the gate open (as without it).
+
 Latency a speaker hears = the chunk length (a chunk is converted once it has fully arrived)
 + the frames waited for (a frame's window tail 1.5 + lookahead 8 + hold 12 frames: 0.25 s)
 + the compute time of one step; ``benchmarks/live_latency.py`` measures it. Shapes: waveforms are
@@ -46,14 +56,19 @@ HOLD = 12             # frames of vocoder output held back, to be made again wit
 FADE = 2              # of which the first are cross-faded from the old piece's version to the new
 MIN_STEP = 4          # frames converted at once at least (a vocoder needs a few)
 MEL_CONTEXT = 4       # frames of samples kept before the first new mel frame (a frame reaches 2.5 back)
+GATE_DB = -55.0       # noise gate: a hop of input quieter than this (RMS, dBFS) is silence
+GATE_HOLD_S = 0.2     # the gate stays open this long after the last loud hop (word ends)
+GATE_LEAD_S = 0.05    # and opens this long before the next loud hop (onsets)
 
 
 class Live:
     """The state of one live conversion into the voice ``speaker`` (speaker_dim,) with the
-    Converter ``conv``. Not thread-safe: one per stream."""
+    Converter ``conv``. Not thread-safe: one per stream. ``gate``: silence the output where the
+    input is silent (``gate_db``, ``gate_hold_s``, ``gate_lead_s``: see the module's docstring)."""
 
     def __init__(self, conv, speaker: torch.Tensor, window_s: float = WINDOW_S, lookahead: int = LOOKAHEAD,
-                 voc_context: int = VOC_CONTEXT, hold: int = HOLD, fade: int = FADE):
+                 voc_context: int = VOC_CONTEXT, hold: int = HOLD, fade: int = FADE, gate: bool = True,
+                 gate_db: float = GATE_DB, gate_hold_s: float = GATE_HOLD_S, gate_lead_s: float = GATE_LEAD_S):
         self.conv, self.speaker = conv, speaker.to(conv.device)
         cfg = conv.mel_cfg
         self.hop, self.n_fft = cfg.hop_length, cfg.n_fft
@@ -74,6 +89,12 @@ class Live:
         self.held = np.zeros(0, np.float32)      # output of frames [done - hold, done), to cross-fade
         self.emitted = 0                         # output samples returned so far
         self.chunks = 0
+        self.gate, self.gate_db = gate, gate_db
+        self.gate_hold = round(gate_hold_s * cfg.sample_rate / cfg.hop_length)   # in hops
+        self.gate_lead = round(gate_lead_s * cfg.sample_rate / cfg.hop_length)
+        self.loud = np.zeros(0, bool)            # per hop of input from hop `loud0` on: louder than gate_db
+        self.loud0 = 0
+        self.gate_rest = np.zeros(0, np.float32)  # input samples of a hop not yet complete
 
     # -- the three stages ----------------------------------------------------------------------
     def _new_mel(self, final: bool) -> None:
@@ -109,6 +130,29 @@ class Live:
         new = out[:, self.done - start: end - start]
         self.mel_out = new if self.mel_out is None else torch.cat([self.mel_out, new], dim=1)
 
+    def _measure(self, wav: np.ndarray) -> None:
+        """The gate's side of new input: which of its complete hops are loud."""
+        x = np.concatenate([self.gate_rest, wav])
+        n = x.size // self.hop
+        power = np.mean(x[: n * self.hop].reshape(n, self.hop).astype(np.float64) ** 2, axis=1)
+        self.loud = np.concatenate([self.loud, 10 * np.log10(power + 1e-20) > self.gate_db])
+        self.gate_rest = x[n * self.hop:]
+
+    def _gain(self, start: int, n: int) -> np.ndarray:
+        """The gate's gain (0 to 1) for output samples [start, start + n): 1 within hold hops
+        after or lead hops before a loud hop of input, else 0; linear between hop centres."""
+        hop = self.hop
+        blocks = np.arange(max(0, start // hop - 1), (start + n - 1) // hop + 2)
+        counts = np.concatenate([[0], np.cumsum(self.loud)])          # loud hops before each index
+        lo = np.clip(blocks - self.gate_hold - self.loud0, 0, self.loud.size)
+        hi = np.clip(blocks + self.gate_lead + 1 - self.loud0, 0, self.loud.size)
+        open_ = (counts[hi] - counts[lo] > 0).astype(np.float32)
+        gain = np.interp(np.arange(start, start + n) + 0.5, blocks * hop + hop / 2, open_)
+        keep = max(0, (start + n) // hop - self.gate_hold - 2)           # what later calls still need
+        if keep > self.loud0:
+            self.loud, self.loud0 = self.loud[keep - self.loud0:], keep
+        return gain.astype(np.float32)
+
     def _vocode(self, end: int, final: bool) -> np.ndarray:
         """Vocode the converted frames up to ``end``; -> the output samples now final."""
         hop = self.hop
@@ -136,6 +180,8 @@ class Live:
         conversion of input sample i: the outputs, concatenated, run ``latency`` behind."""
         self.chunks += 1
         wav = self._check(chunk)
+        if self.gate:
+            self._measure(wav)
         step = (self.window // 2) * self.hop           # a long chunk: in steps the window covers
         outs = [np.zeros(0, np.float32)]
         for i in range(0, wav.size, step):
@@ -162,6 +208,8 @@ class Live:
         else:
             self._convert(end)
             out = self._vocode(end, final)
+        if self.gate and out.size:
+            out = out * self._gain(self.emitted, out.size)
         self.emitted += out.size
         return out
 
