@@ -158,10 +158,15 @@ def mic_page(url, tmp_path, example_clips):
 
 
 def test_live_tab_streams_the_microphone_and_plays_the_conversion(mic_page):
-    """Live tab: an example voice, Record, 6 s of (fake) microphone, Stop. The player fetched
-    converted audio (HLS segments) and the take's conversion can be downloaded and decoded.
-    Not checked: that it is as long as the recording. Here it is not: Gradio 6's microphone
-    stream delivered only 2 to 6 of the browser's 0.1 s chunks of such a take to the server."""
+    """Live tab: an example voice, Record, 6 s of (fake) microphone, Stop. The page sent the
+    server every sample it captured; the player fetched converted audio (HLS segments); the
+    take's conversion, downloaded and decoded, is (nearly) as long as the recording.
+
+    Measured in 5 runs on a loaded 2-core machine (three training runs beside it): 7.7 to 8.4 s
+    from the Record click to the Stop click, 7.4 to 8.1 s captured and all of it sent (the rest
+    is the microphone starting), 7.5 to 8.1 s converted (AAC pads a little): 96 to 98 % of the
+    recording's wall time. Before (Gradio's streaming microphone, issue 12), the same check
+    measured 3.8 to 5.2 s converted of 6.1 to 6.5 s (61 to 84 %): the bar, 90 %, fails that."""
     import shutil
 
     import av
@@ -171,12 +176,15 @@ def test_live_tab_streams_the_microphone_and_plays_the_conversion(mic_page):
     page.get_by_role("tab", name="Live").click()
     page.get_by_text("man (speechocean762)", exact=True).click()
     page.locator("#live-target audio").first.wait_for(state="attached")
-    page.locator("#live-mic button.record-button").click()
-    page.locator("#live-mic button", has_text="Stop").first.wait_for()
     started = page.evaluate("performance.now()")
+    page.locator("#live-record").click()
+    page.locator("#live-stop").wait_for()
     page.wait_for_timeout(6000)
-    page.locator("#live-mic button", has_text="Stop").first.click()
+    page.locator("#live-stop").click()
     recorded = (page.evaluate("performance.now()") - started) / 1000
+    page.locator("#live-record").wait_for()                             # all sent, the take told to end
+    mic = page.evaluate("({captured: vcLive.captured, sent: vcLive.sent, rate: vcLive.rate, failed: vcLive.failed})")
+    assert mic["failed"] == "" and mic["sent"] == mic["captured"] > 0, mic
     link = page.locator("#live-out a[download]")
     link.wait_for(state="attached")
     page.wait_for_timeout(3000)                                         # the end of the take
@@ -187,7 +195,9 @@ def test_live_tab_streams_the_microphone_and_plays_the_conversion(mic_page):
         wav = np.concatenate([frame.to_ndarray().reshape(-1) for frame in f.decode(audio=0)])
         rate = f.streams.audio[0].rate
     seconds = wav.size / rate
-    assert 0.1 < seconds < recorded + 1.5, (seconds, recorded)
+    print(f"live take: {recorded:.2f} s from Record to Stop, {mic['captured'] / mic['rate']:.2f} s captured "
+          f"and sent, {seconds:.2f} s converted")
+    assert 0.9 * recorded < seconds < recorded + 1.5, (seconds, recorded, mic)
     assert np.abs(wav).max() > 1e-3
     assert not page.locator("#live-error").is_visible()
     page.screenshot(path=str(artifacts() / "demo_live.png"), full_page=True)

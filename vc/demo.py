@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .audio import AudioError, match_loudness, save_audio
 from .convert import Converter, Timings, swap_names
-from .demo_live import add_live_tab
+from .demo_live import add_live_tab, live_routes
 from .page import (EXAMPLES, NO_MODEL, VOCODER_CHOICES, Refusal, get_converter, load_converter, messages,
                    model_choices, not_speech, pick_model, set_threads, warning_box)
 
@@ -270,11 +270,13 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
 def launch(app, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            max_upload_mb: float = 20, block: bool = True, quiet: bool = False):
     """Start serving ``app``; returns its local URL (``block=False``: in a background thread).
-    Gradio's own start-up lines are replaced by ours: it would tell the user to "set
-    `share=True` in `launch()`", where the flag of this command is --share."""
+    Served with the Live tab's microphone route (vc.demo_live.live_routes). Gradio's own start-up
+    lines are replaced by ours: it would tell the user to "set `share=True` in `launch()`", where
+    the flag of this command is --share."""
     _, url, _ = app.launch(server_name=host, server_port=port, share=share,
                            prevent_thread_lock=True, max_file_size=f"{max_upload_mb:g}mb",
-                           allowed_paths=[str(EXAMPLES)], ssr_mode=False, quiet=True, footer_links=["api"])
+                           allowed_paths=[str(EXAMPLES)], ssr_mode=False, quiet=True, footer_links=["api"],
+                           app_kwargs={"routes": live_routes()})
     url = url or f"http://{host}:{port}/"
     if not quiet:
         print(f"* Running on local URL:  {url}"
