@@ -95,6 +95,21 @@ def find_utterances(source, split: str | None = None) -> list[Utterance]:
 
 # -- feature cache -----------------------------------------------------------------------------
 
+def split_validation(utts, per_speaker: int, seed: int):
+    """Hold out ``per_speaker`` utterances of every speaker that has at least 3."""
+    rng = np.random.default_rng(seed)
+    by_spk: dict[str, list] = {}
+    for u in sorted(utts, key=lambda u: u.path):
+        by_spk.setdefault(u.speaker, []).append(u)
+    train, val = [], []
+    for spk_utts in by_spk.values():
+        held = set(rng.choice(len(spk_utts), per_speaker, replace=False).tolist()) \
+            if per_speaker and len(spk_utts) >= 3 else set()
+        for i, u in enumerate(spk_utts):
+            (val if i in held else train).append(u)
+    return train, val
+
+
 def cache_path(cache_dir, utt_path: str, cfg: MelConfig) -> Path:
     st = os.stat(utt_path)
     key = f"{os.path.abspath(utt_path)}|{st.st_size}|{st.st_mtime_ns}|{sorted(cfg.to_dict().items())}"

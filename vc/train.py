@@ -33,7 +33,6 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
@@ -42,7 +41,8 @@ from tqdm import tqdm
 
 from . import discriminator, losses
 from .augment import perturb_speaker
-from .data import SegmentSampler, StepBatches, build_cache, find_utterances, step_loader, step_seed, training_store
+from .data import (SegmentSampler, StepBatches, build_cache, find_utterances, split_validation, step_loader, step_seed,
+                   training_store)
 from .features import MelConfig
 from .files import atomic_open
 from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
@@ -110,21 +110,6 @@ def _lr(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.lr_warmup
     t = min(1.0, (step - cfg.lr_warmup) / max(1, cfg.steps - cfg.lr_warmup))
     return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
-
-
-def split_validation(utts, per_speaker: int, seed: int):
-    """Hold out ``per_speaker`` utterances of every speaker that has at least 3."""
-    rng = np.random.default_rng(seed)
-    by_spk: dict[str, list] = {}
-    for u in sorted(utts, key=lambda u: u.path):
-        by_spk.setdefault(u.speaker, []).append(u)
-    train, val = [], []
-    for spk_utts in by_spk.values():
-        held = set(rng.choice(len(spk_utts), per_speaker, replace=False).tolist()) \
-            if per_speaker and len(spk_utts) >= 3 else set()
-        for i, u in enumerate(spk_utts):
-            (val if i in held else train).append(u)
-    return train, val
 
 
 class Run:
