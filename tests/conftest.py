@@ -5,6 +5,7 @@ Tiny models keep the suite fast; they convert nothing meaningful, so tests check
 """
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,15 @@ def event_fn(app, name: str):
     fns = [f for f in app.fns.values() if getattr(f, "name", "") == name]
     assert len(fns) == 1, (name, len(fns))
     return fns[0].fn
+
+
+def load_script(name: str):
+    """scripts/NAME.py as a module (the scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_model(seed: int = 0) -> VoiceConverter:

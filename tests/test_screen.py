@@ -1,21 +1,16 @@
 """scripts/screen.py: a run's row comes from its scores, CER is capped per pair, rows are replaced
 by run name, and the table renders both verifiers."""
-import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def screen():
-    spec = importlib.util.spec_from_file_location("screen", ROOT / "scripts" / "screen.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("screen")
 
 
 def fake_run(runs: Path, name: str, ckpt: Path, cers, sim_target: float):
