@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model (see recipes/ for VCTK)",
                        description="Train a model; --resume continues an interrupted run exactly.")
-    p.add_argument("--config", help="YAML of vc.train.TrainConfig fields (default: vc/configs/default.yaml)")
+    p.add_argument("--config", help="YAML of vc.train_config.TrainConfig fields (default: vc/configs/default.yaml)")
     p.add_argument("--data", required=True, help="manifest .tsv, VCTK root, or folder with one sub-folder per speaker")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, TensorBoard)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")

@@ -59,7 +59,7 @@ def cmd_split(args) -> int:
 
 def train_cache_dir(config, out) -> Path:
     """Where ``vc train --config CONFIG --out OUT`` keeps its feature cache."""
-    from .train import DEFAULT_CONFIG, TrainConfig
+    from .train_config import DEFAULT_CONFIG, TrainConfig
     cfg = TrainConfig.from_yaml(config or DEFAULT_CONFIG)
     return Path(cfg.cache_dir) if cfg.cache_dir else Path(out) / "cache"
 

@@ -1,0 +1,73 @@
+"""A training run's settings as plain data (``vc train --config CONFIG.yaml``), and the learning
+rate they give at each step. vc/configs/default.yaml holds the default values users train with;
+the dataclass defaults are what a YAML leaves out."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "default.yaml"
+
+
+@dataclass
+class TrainConfig:
+    model: dict = field(default_factory=dict)   # overrides of vc.model.ModelConfig
+    segment_frames: int = 128                   # ~1.5 s
+    batch_size: int = 16                        # per process; also the number of speakers per batch
+    steps: int = 100_000
+    lr: float = 5e-4
+    lr_warmup: int = 1000
+    lr_final: float = 0.1                       # cosine decay to lr * lr_final at ``steps``
+    grad_clip: float = 5.0
+    precision: str = "fp32"                     # or "bf16": autocast the networks (CPUs with AVX512-BF16, GPUs)
+    clf_lr: float = 5e-4
+    adv_loss: str = "uniform"                   # or "neg_ce"
+    adv_weight: float = 0.05
+    adv_warmup: int = 2000                      # adversary trains alone for these steps
+    adv_ramp: int = 10_000                      # then its weight ramps up linearly
+    warp: float = 0.15                          # speaker perturbation of the content input (0: off)
+    tilt_db: float = 6.0
+    per_speaker: int = 1                        # items of each speaker in a batch (batch_size // per_speaker speakers)
+    cycle_content: float = 0.0                  # weight: the swapped output's content code = the source's
+    cycle_speaker: float = 0.0                  # weight: the swapped output's speaker vector = the target's
+    speaker_judge: str = "own"                  # who reads the swapped output's voice: "own" (the speaker
+                                                # encoder) or "resemblyzer" (vc.speaker_judge, frozen)
+    dvector_weight: float = 0.0                 # weight: distil Resemblyzer d-vectors into the speaker encoder
+    gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
+    gan_lr: float = 2e-4
+    split: str = "train"                        # the manifest split to train on
+    val_per_speaker: int = 1                    # held-out utterances of speakers with >= 3
+    seed: int = 0
+    log_every: int = 50
+    ckpt_every: int = 1000
+    ckpt_minutes: float = 10.0                  # also checkpoint after this much wall time (0: off)
+    max_minutes: float = 0.0                    # stop (with a checkpoint) after this much training time (0: off)
+    keep_last: int = 3
+    val_every: int = 1000
+    sample_every: int = 5000
+    sample_vocoder: str = "griffinlim"
+    threads: int = 0                            # torch threads per process (0: all cores / nproc)
+    cache_dir: str = ""                         # default: RUN_DIR/cache
+    store_dtype: str = "float32"                # the feature store's numbers (vc.feature_store): or "float16" (half the disk and page cache)
+    num_workers: int = 0                        # loader processes drawing batches ahead of the step (0: drawn in the training process)
+    init_from: str = ""                         # warm start: copy every same-shaped weight of this checkpoint
+
+    @classmethod
+    def from_yaml(cls, path) -> "TrainConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**data)
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up over ``lr_warmup`` steps, then a cosine from ``lr`` to ``lr * lr_final`` at ``steps``."""
+    if step < cfg.lr_warmup:
+        return cfg.lr * (step + 1) / cfg.lr_warmup
+    t = min(1.0, (step - cfg.lr_warmup) / max(1, cfg.steps - cfg.lr_warmup))
+    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * 0.5 * (1 + math.cos(math.pi * t)))
