@@ -237,6 +237,25 @@ def test_time_budget_and_time_aware_checkpoints(tree, tmp_path):
     assert run.step == 1 and (tmp_path / "m" / "ckpt_00000001.pt").is_file()
 
 
+def test_a_signal_late_in_a_step_still_ends_with_a_checkpoint(tree, tmp_path):
+    """SIGTERM arriving after the step decided not to save (here: while it logs) must not stop
+    the run without a checkpoint: the next step sees it, saves, then stops."""
+    import signal
+    cfg = tiny_config(tmp_path, steps=10 ** 6, ckpt_every=10 ** 6, ckpt_minutes=0, val_every=10 ** 6)
+    run = Run(cfg, tree, tmp_path / "late", progress=False)
+    log = run.reports.log
+
+    def log_then_signal(m, bar=None):
+        log(m, bar)
+        if run.step == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run.reports.log = log_then_signal
+    run.train()
+    saved = sorted((tmp_path / "late").glob("ckpt_*.pt"))
+    assert [read_checkpoint(p)["train"]["step"] for p in saved] == [2]
+
+
 def test_sigterm_before_the_first_checkpoint_saves_one(tree, tmp_path):
     import signal
     import time

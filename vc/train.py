@@ -293,13 +293,15 @@ class Run:
                 while self.step < end:
                     m = self.train_step(next(loader))
                     bar.update()
-                    out_of_time = cfg.max_minutes > 0 and self.elapsed() >= 60 * cfg.max_minutes
-                    due = (self.step % cfg.ckpt_every == 0 or self.step == end or out_of_time or stop.received
+                    # read the signal once: one arriving later in this step is seen by the next
+                    # (read twice, it could stop the run after the save was decided against)
+                    stopping = bool(stop.received) or (cfg.max_minutes > 0 and self.elapsed() >= 60 * cfg.max_minutes)
+                    due = (self.step % cfg.ckpt_every == 0 or self.step == end or stopping
                            or (cfg.ckpt_minutes > 0 and time.time() - last_save >= 60 * cfg.ckpt_minutes))
                     if self.distributed:   # every rank must agree on when to save and stop
-                        flags = torch.tensor([float(due), float(bool(out_of_time or stop.received))])
+                        flags = torch.tensor([float(due), float(stopping)])
                         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                        due, out_of_time = bool(flags[0]), bool(flags[1])
+                        due, stopping = bool(flags[0]), bool(flags[1])
                     if self.reports:
                         if self.step % cfg.log_every == 0:
                             m["steps_per_s"] = (self.step - s0) / max(1e-9, time.time() - t0)
@@ -315,7 +317,7 @@ class Run:
                         if self.reports:
                             self.reports.flush()
                         self._barrier()
-                    if out_of_time or stop.received:
+                    if stopping:
                         if self.rank == 0:
                             why = f"signal {stop.received}" if stop.received else f"max_minutes={cfg.max_minutes}"
                             print(f"stopped at step {self.step} ({why}); checkpoint saved: --resume continues")
