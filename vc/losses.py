@@ -7,7 +7,8 @@ adversarial      what the encoder minimises to defeat the adversary, logits (B, 
                  ``uniform``  KL(uniform || p): push the adversary's belief to "anyone" (0 at uniform);
                  ``neg_ce``   minus the cross-entropy (Chou et al. 2018): make it wrong; unbounded,
                               so it is clipped at log(n_speakers) to stay stable.
-cosine_distance  1 - cosine of (B, D) rows: speaker vectors (cycle) and d-vectors (distillation).
+cosine_distance  1 - cosine of (B, D) rows: speaker vectors (cycle) and d-vectors (distillation);
+                 of (B, T, D) frames: Whisper features (vc.asr_judge).
 frozen           a module's output with its weights held fixed (adversary, read-back encoders).
 """
 from __future__ import annotations
@@ -41,9 +42,10 @@ def adversarial_weight(step: int, weight: float, warmup: int, ramp: int) -> floa
     return weight * min(1.0, (step - warmup) / max(1, ramp))
 
 
-def cosine_distance(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """1 - cosine between rows of (B, D) tensors: 0 when they point the same way."""
-    return (1 - F.cosine_similarity(pred, target, dim=1)).mean()
+def cosine_distance(pred: torch.Tensor, target: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """1 - cosine along the feature axis ``dim`` (rows of (B, D); frames of (B, T, D) with
+    dim=-1), averaged over the rest: 0 when they point the same way."""
+    return (1 - F.cosine_similarity(pred, target, dim=dim)).mean()
 
 
 def frozen(module: torch.nn.Module, *inputs: torch.Tensor) -> torch.Tensor:

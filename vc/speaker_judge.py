@@ -30,6 +30,31 @@ RES_SR, RES_NFFT, RES_HOP, RES_MELS = 16000, 400, 160, 40
 TARGET_LEVEL = 1.19
 
 
+class PowerBridge(nn.Module):
+    """vc log-mel (B, 80, T) at 86.1 frames/s -> power spectrogram (B, 201, T * 100 / 86.1) as a
+    16 kHz, 400-point, hop-160 analysis would see it (the common input of Resemblyzer and Whisper):
+    exp, pseudo-inverse of vc's filter bank, re-grid to 16 kHz bins with the window-size gain,
+    square, linear interpolation to 100 frames/s. Fixed linear algebra: gradients flow through."""
+
+    def __init__(self, mel_cfg: MelConfig = MelConfig()):
+        super().__init__()
+        self.frame_rate = mel_cfg.sample_rate / mel_cfg.hop_length
+        inv = torch.linalg.pinv(_mel_basis(mel_cfg))                              # (513, 80)
+        src_f = np.arange(mel_cfg.n_fft // 2 + 1) * mel_cfg.sample_rate / mel_cfg.n_fft
+        dst_f = np.arange(RES_NFFT // 2 + 1) * RES_SR / RES_NFFT
+        regrid = np.stack([np.interp(src_f, dst_f, np.eye(len(dst_f))[i]) for i in range(len(dst_f))])
+        regrid /= np.maximum(regrid.sum(1, keepdims=True), 1e-9)                   # (201, 513) averaging
+        gain = RES_NFFT / mel_cfg.win_length                                       # Hann window sums
+        self.register_buffer("to_magnitude", inv, persistent=False)
+        self.register_buffer("regrid", torch.from_numpy(regrid * gain).float(), persistent=False)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        mag = torch.clamp(self.to_magnitude @ torch.exp(logmel), min=0.0)          # (B, 513, T)
+        power = (self.regrid @ mag) ** 2                                           # (B, 201, T)
+        frames = max(2, round(power.shape[2] * 100 / self.frame_rate))
+        return F.interpolate(power, size=frames, mode="linear", align_corners=False)
+
+
 class ResemblyzerJudge(nn.Module):
     def __init__(self, mel_cfg: MelConfig = MelConfig()):
         super().__init__()
@@ -41,27 +66,15 @@ class ResemblyzerJudge(nn.Module):
         self.encoder = VoiceEncoder("cpu", verbose=False)
         for p in self.encoder.parameters():
             p.requires_grad_(False)
-        self.frame_rate = mel_cfg.sample_rate / mel_cfg.hop_length
-        inv = torch.linalg.pinv(_mel_basis(mel_cfg))                              # (513, 80)
-        src_f = np.arange(mel_cfg.n_fft // 2 + 1) * mel_cfg.sample_rate / mel_cfg.n_fft
-        dst_f = np.arange(RES_NFFT // 2 + 1) * RES_SR / RES_NFFT
-        regrid = np.stack([np.interp(src_f, dst_f, np.eye(len(dst_f))[i]) for i in range(len(dst_f))])
-        regrid /= np.maximum(regrid.sum(1, keepdims=True), 1e-9)                   # (201, 513) averaging
-        gain = RES_NFFT / mel_cfg.win_length                                       # Hann window sums
+        self.bridge = PowerBridge(mel_cfg)
         res_basis = librosa.filters.mel(sr=RES_SR, n_fft=RES_NFFT, n_mels=RES_MELS)  # (40, 201)
-        self.register_buffer("to_magnitude", inv, persistent=False)
-        self.register_buffer("regrid", torch.from_numpy(regrid * gain).float(), persistent=False)
         self.register_buffer("res_basis", torch.from_numpy(res_basis).float(), persistent=False)
 
     def mels(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, 80, T) vc log-mel -> (B, T * 100 / 86.1, 40): what Resemblyzer's LSTM reads."""
-        mag = torch.clamp(self.to_magnitude @ torch.exp(logmel), min=0.0)          # (B, 513, T)
-        power = (self.regrid @ mag) ** 2                                           # (B, 201, T)
-        mel = self.res_basis @ power                                               # (B, 40, T)
+        mel = self.res_basis @ self.bridge(logmel)                                 # (B, 40, T')
         level = mel.sum(1).mean(1).clamp(min=1e-8).view(-1, 1, 1)
-        mel = mel * (TARGET_LEVEL / level)
-        frames = max(2, round(mel.shape[2] * 100 / self.frame_rate))
-        return F.interpolate(mel, size=frames, mode="linear", align_corners=False).transpose(1, 2)
+        return (mel * (TARGET_LEVEL / level)).transpose(1, 2)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, 80, T) -> (B, 256) unit-norm d-vectors (one window over each whole segment)."""

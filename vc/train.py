@@ -13,6 +13,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      speaker network, the model's own or Resemblyzer via vc.speaker_judge, hears the target in
      it); and ``dvector_weight``: the speaker vector predicts the Resemblyzer d-vector of its
      utterance (vc.dvectors: a speaker space learned from thousands of speakers, distilled);
+     ``asr_weight``: Whisper tiny's encoder (vc.asr_judge, frozen) gives the reconstruction and
+     the swap the features of the input segment, a content loss that weighs what carries words;
      and ``gan_weight``: a mel-patch critic (vc.discriminator) against over-smoothed output;
   4. the adversary and the critic take their own steps.
 
@@ -86,6 +88,10 @@ class Run:
         if cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer":
             from .speaker_judge import ResemblyzerJudge
             self.judge = ResemblyzerJudge(self.mel_cfg).to(self.device)
+        self.asr_judge = None
+        if cfg.asr_weight > 0:
+            from .asr_judge import WhisperJudge
+            self.asr_judge = WhisperJudge(self.mel_cfg).to(self.device)
         if cfg.dvector_weight > 0:
             from . import dvectors
             self.dvectors = dvectors.build(train_utts, self.cache_dir, progress=progress and self.rank == 0)
@@ -177,7 +183,7 @@ class Run:
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation."""
         cfg = self.cfg
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
-        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0
+        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or cfg.asr_weight > 0   # a swap is needed
         with self.autocast():
             inp = perturb_speaker(seg, cfg.warp, cfg.tilt_db) if batch.perturbed is None \
                 else batch.perturbed.to(self.device)
@@ -208,6 +214,14 @@ class Run:
             back, target = back.float(), target.float()
             m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
             loss = loss + cfg.cycle_speaker * c
+        if self.asr_judge is not None:   # Whisper hears the input's words in what the decoder made
+            outputs = [out.recon] + ([out.swapped] if out.swapped is not None else [])
+            with self.autocast():
+                with torch.no_grad():
+                    target = self.asr_judge(seg).float()
+                heard = [self.asr_judge(o).float() for o in outputs]
+            m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
+            loss = loss + cfg.asr_weight * a
         if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
             from .dvectors import lookup
             target = lookup(self.dvectors, batch.reference_paths).to(self.device)

@@ -36,6 +36,8 @@ class TrainConfig:
     speaker_judge: str = "own"                  # who reads the swapped output's voice: "own" (the speaker
                                                 # encoder) or "resemblyzer" (vc.speaker_judge, frozen)
     dvector_weight: float = 0.0                 # weight: distil Resemblyzer d-vectors into the speaker encoder
+    asr_weight: float = 0.0                     # weight: Whisper's encoder hears the input's words in the
+                                                # reconstruction and the swap (vc.asr_judge, frozen)
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
     gan_lr: float = 2e-4
     split: str = "train"                        # the manifest split to train on
