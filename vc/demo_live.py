@@ -214,17 +214,21 @@ def add_live_tab(models: dict[str, Path], model_dropdown, *, default_vocoder: st
     The page must be served with ``live_routes()`` (vc.demo.launch does it)."""
     import gradio as gr
 
+    def voice_clip(conv, target) -> np.ndarray:
+        """The Live tab's voice, read and checked once, or a Refusal."""
+        try:
+            return conv.load(target, "target waveform")
+        except AudioError as e:
+            name = Path(e.path).name
+            raise Refusal(f"The voice ({name}): {e.problem.replace(e.path, name)}") from None
+
     def live_voice(target, vocoder, model):
         """(converter, speaker vector) of the Live tab's voice, or a Refusal."""
         model = pick_model(models, model)
         if not target:
             raise Refusal("Pick the voice first (upload, record or an example clip), then speak.")
         conv = load_converter(models, model, vocoder, max_seconds)
-        try:
-            return conv, conv.speaker(target)
-        except AudioError as e:
-            name = Path(e.path).name
-            raise Refusal(f"The voice ({name}): {e.problem.replace(e.path, name)}") from None
+        return conv, conv.speaker(voice_clip(conv, target))
 
     def live_start(target, vocoder="hifigan", model=None, microphone_problem=""):
         """Record: (the take's token, the message box, Record, Stop). The page's capture has
@@ -307,8 +311,8 @@ def add_live_tab(models: dict[str, Path], model_dropdown, *, default_vocoder: st
             return hidden, hidden
         try:
             model = pick_model(models, model)
-            conv, _ = live_voice(target, "griffinlim", model)       # the model only: no vocoder needed
-            line = not_speech(conv, models[model], conv.mel(conv.load(target)),
+            conv = load_converter(models, model, "griffinlim", max_seconds)   # the model only: no vocoder
+            line = not_speech(conv, models[model], conv.mel(voice_clip(conv, target)),
                               f"The voice ({Path(target).name})", target)
         except Refusal as r:
             return hidden, messages(r)[2]
