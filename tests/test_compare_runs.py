@@ -43,3 +43,17 @@ def test_paired_difference(compare, tmp_path, capsys):
 def test_missing_results_is_one_line(compare, tmp_path):
     with pytest.raises(SystemExit, match="no results.jsonl"):
         compare.read_results(tmp_path)
+
+
+def test_ecapa_margin_is_target_minus_source_per_pair(compare, tmp_path):
+    def folder(name, pairs):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text("\n".join(json.dumps(
+            {"key": str(i), "systems": {"converted": {"ecapa_sim_target": t, "ecapa_sim_source": s}}})
+            for i, (t, s) in enumerate(pairs)) + "\n")
+        return compare.read_results(tmp_path / name)
+    # the candidate nears the target by 0.01 and the source by 0.04: the margin falls by 0.03
+    base = folder("a", [(0.2 + i / 100, 0.1) for i in range(30)])
+    cand = folder("b", [(0.21 + i / 100, 0.14) for i in range(30)])
+    margin = {r["metric"]: r for r in compare.paired(base, cand)}["ECAPA margin (target - source)"]
+    assert margin["diff"] == pytest.approx(-0.03) and margin["significant"]

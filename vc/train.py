@@ -183,7 +183,7 @@ class Run:
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation."""
         cfg = self.cfg
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
-        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or cfg.asr_weight > 0   # a swap is needed
+        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
         with self.autocast():
             inp = perturb_speaker(seg, cfg.warp, cfg.tilt_db) if batch.perturbed is None \
                 else batch.perturbed.to(self.device)
@@ -215,11 +215,13 @@ class Run:
             m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
             loss = loss + cfg.cycle_speaker * c
         if self.asr_judge is not None:   # Whisper hears the input's words in what the decoder made
-            outputs = [out.recon] + ([out.swapped] if out.swapped is not None else [])
+            outputs = [out.recon] + ([out.swapped] if cfg.asr_on_swap and out.swapped is not None else [])
             with self.autocast():
                 with torch.no_grad():
                     target = self.asr_judge(seg).float()
                 heard = [self.asr_judge(o).float() for o in outputs]
+            if cfg.asr_norm:             # (B, T, D): each channel's mean and spread over time removed
+                target, heard = losses.time_normalised(target), [losses.time_normalised(h) for h in heard]
             m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
             loss = loss + cfg.asr_weight * a
         if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector

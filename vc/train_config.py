@@ -38,6 +38,9 @@ class TrainConfig:
     dvector_weight: float = 0.0                 # weight: distil Resemblyzer d-vectors into the speaker encoder
     asr_weight: float = 0.0                     # weight: Whisper's encoder hears the input's words in the
                                                 # reconstruction and the swap (vc.asr_judge, frozen)
+    asr_on_swap: bool = True                    # the Whisper loss also on the swap (else the reconstruction only)
+    asr_norm: bool = False                      # compare Whisper features instance-normalised over time
+                                                # (per channel), without each utterance's own statistics
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
     gan_lr: float = 2e-4
     split: str = "train"                        # the manifest split to train on
