@@ -13,7 +13,7 @@ format and rebuilds the encoder in torch (2 convolutions, 4 pre-norm transformer
 
 Whisper reads an 80-band log10 *power* mel at 16 kHz (400-point window, hop 160), floored 8 decades
 under its maximum, scaled ``(x + 4) / 4``. The bridge from vc's 80-band log-magnitude mel at
-22,050 Hz is vc.speaker_judge.to_power_16k, all fixed linear algebra, so gradients flow through it.
+22,050 Hz is vc.speaker_judge.MelBridge, all fixed linear algebra, so gradients flow through it.
 
 Shapes: log-mel (B, 80, T) at 86.1 frames/s -> features (B, ~T * 100 / 86.1 / 2, 384) at 50/s.
 """
@@ -23,14 +23,13 @@ import re
 import struct
 from pathlib import Path
 
-import librosa
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from .features import MelConfig
-from .speaker_judge import RES_NFFT, RES_SR, PowerBridge
+from .speaker_judge import MelBridge
 
 WHISPER_MELS = 80
 # CTranslate2's DataType enum (the ones a model file may hold)
@@ -129,17 +128,12 @@ class WhisperJudge(nn.Module):
 
     def __init__(self, mel_cfg: MelConfig = MelConfig(), weights: dict | None = None):
         super().__init__()
-        self.encoder = WhisperEncoder(weights or read_ctranslate2(whisper_dir() / "model.bin"))
-        for p in self.encoder.parameters():
-            p.requires_grad_(False)
-        self.bridge = PowerBridge(mel_cfg)
-        basis = librosa.filters.mel(sr=RES_SR, n_fft=RES_NFFT, n_mels=WHISPER_MELS)   # (80, 201)
-        self.register_buffer("whisper_basis", torch.from_numpy(basis).float(), persistent=False)
+        self.encoder = WhisperEncoder(weights or read_ctranslate2(whisper_dir() / "model.bin")).requires_grad_(False)
+        self.bridge = MelBridge(WHISPER_MELS, mel_cfg)
 
     def mels(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, 80, T) vc log-mel -> (B, 80, T * 100 / 86.1) what Whisper's encoder reads."""
-        power = self.bridge(logmel)                                              # (B, 201, T')
-        x = torch.log10(torch.clamp(self.whisper_basis @ power, min=1e-10))
+        x = torch.log10(torch.clamp(self.bridge(logmel), min=1e-10))             # (B, 80, T')
         x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - 8.0)
         return (x + 4.0) / 4.0
 

@@ -9,7 +9,6 @@ adversarial      what the encoder minimises to defeat the adversary, logits (B, 
                               so it is clipped at log(n_speakers) to stay stable.
 cosine_distance  1 - cosine of (B, D) rows: speaker vectors (cycle) and d-vectors (distillation);
                  of (B, T, D) frames: Whisper features (vc.asr_judge).
-time_normalised  (B, T, D) features instance-normalised over time (the Whisper loss's option).
 frozen           a module's output with its weights held fixed (adversary, read-back encoders).
 """
 from __future__ import annotations
@@ -47,12 +46,6 @@ def cosine_distance(pred: torch.Tensor, target: torch.Tensor, dim: int = 1) -> t
     """1 - cosine along the feature axis ``dim`` (rows of (B, D); frames of (B, T, D) with
     dim=-1), averaged over the rest: 0 when they point the same way."""
     return (1 - F.cosine_similarity(pred, target, dim=dim)).mean()
-
-
-def time_normalised(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """(B, T, D) features with each channel's mean and standard deviation over time removed
-    (instance normalisation without affine parameters): what stays is how they change."""
-    return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True) + eps)
 
 
 def frozen(module: torch.nn.Module, *inputs: torch.Tensor) -> torch.Tensor:

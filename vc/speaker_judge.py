@@ -30,13 +30,14 @@ RES_SR, RES_NFFT, RES_HOP, RES_MELS = 16000, 400, 160, 40
 TARGET_LEVEL = 1.19
 
 
-class PowerBridge(nn.Module):
-    """vc log-mel (B, 80, T) at 86.1 frames/s -> power spectrogram (B, 201, T * 100 / 86.1) as a
-    16 kHz, 400-point, hop-160 analysis would see it (the common input of Resemblyzer and Whisper):
-    exp, pseudo-inverse of vc's filter bank, re-grid to 16 kHz bins with the window-size gain,
-    square, linear interpolation to 100 frames/s. Fixed linear algebra: gradients flow through."""
+class MelBridge(nn.Module):
+    """vc log-mel (B, 80, T) at 86.1 frames/s -> ``n_mels``-band power mel (B, n_mels, T * 100 / 86.1)
+    as a 16 kHz, 400-point, hop-160 analysis would see it (the common input of Resemblyzer and
+    Whisper): exp, pseudo-inverse of vc's filter bank, re-grid to 16 kHz bins with the window-size
+    gain, square, linear interpolation to 100 frames/s, librosa's Slaney mel filter bank. Fixed
+    linear algebra: gradients flow through."""
 
-    def __init__(self, mel_cfg: MelConfig = MelConfig()):
+    def __init__(self, n_mels: int, mel_cfg: MelConfig = MelConfig()):
         super().__init__()
         self.frame_rate = mel_cfg.sample_rate / mel_cfg.hop_length
         inv = torch.linalg.pinv(_mel_basis(mel_cfg))                              # (513, 80)
@@ -47,12 +48,14 @@ class PowerBridge(nn.Module):
         gain = RES_NFFT / mel_cfg.win_length                                       # Hann window sums
         self.register_buffer("to_magnitude", inv, persistent=False)
         self.register_buffer("regrid", torch.from_numpy(regrid * gain).float(), persistent=False)
+        basis = librosa.filters.mel(sr=RES_SR, n_fft=RES_NFFT, n_mels=n_mels)        # (n_mels, 201)
+        self.register_buffer("basis", torch.from_numpy(basis).float(), persistent=False)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
         mag = torch.clamp(self.to_magnitude @ torch.exp(logmel), min=0.0)          # (B, 513, T)
         power = (self.regrid @ mag) ** 2                                           # (B, 201, T)
         frames = max(2, round(power.shape[2] * 100 / self.frame_rate))
-        return F.interpolate(power, size=frames, mode="linear", align_corners=False)
+        return self.basis @ F.interpolate(power, size=frames, mode="linear", align_corners=False)
 
 
 class ResemblyzerJudge(nn.Module):
@@ -63,16 +66,12 @@ class ResemblyzerJudge(nn.Module):
         except ImportError as e:
             raise RuntimeError(f"the Resemblyzer speaker loss needs resemblyzer ({e}): "
                                "pip install --no-deps resemblyzer webrtcvad-wheels") from None
-        self.encoder = VoiceEncoder("cpu", verbose=False)
-        for p in self.encoder.parameters():
-            p.requires_grad_(False)
-        self.bridge = PowerBridge(mel_cfg)
-        res_basis = librosa.filters.mel(sr=RES_SR, n_fft=RES_NFFT, n_mels=RES_MELS)  # (40, 201)
-        self.register_buffer("res_basis", torch.from_numpy(res_basis).float(), persistent=False)
+        self.encoder = VoiceEncoder("cpu", verbose=False).requires_grad_(False)
+        self.bridge = MelBridge(RES_MELS, mel_cfg)
 
     def mels(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, 80, T) vc log-mel -> (B, T * 100 / 86.1, 40): what Resemblyzer's LSTM reads."""
-        mel = self.res_basis @ self.bridge(logmel)                                 # (B, 40, T')
+        mel = self.bridge(logmel)                                                  # (B, 40, T')
         level = mel.sum(1).mean(1).clamp(min=1e-8).view(-1, 1, 1)
         return (mel * (TARGET_LEVEL / level)).transpose(1, 2)
 

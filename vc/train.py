@@ -46,7 +46,7 @@ from .data import (SegmentSampler, StepBatches, build_cache, find_utterances, sp
                    training_store)
 from .features import MelConfig
 from .files import atomic_open
-from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
+from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters, instance_norm
 from .train_checkpoints import RunCheckpoints, StopSignals, checkpoints
 from .train_config import DEFAULT_CONFIG, TrainConfig, learning_rate
 from .train_reports import RunReports
@@ -220,8 +220,8 @@ class Run:
                 with torch.no_grad():
                     target = self.asr_judge(seg).float()
                 heard = [self.asr_judge(o).float() for o in outputs]
-            if cfg.asr_norm:             # (B, T, D): each channel's mean and spread over time removed
-                target, heard = losses.time_normalised(target), [losses.time_normalised(h) for h in heard]
+            if cfg.asr_norm:             # each channel's mean and spread over time removed: (B, T, D) -> (B, D, T) and back
+                target, *heard = (instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in (target, *heard))
             m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
             loss = loss + cfg.asr_weight * a
         if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
