@@ -232,7 +232,7 @@ def test_refuses_to_overwrite_before_reading_any_data(tmp_path):
         Run(tiny_config(tmp_path), tmp_path / "no-such-corpus", tmp_path / "r", progress=False)
 
 
-def test_time_budget_and_time_aware_checkpoints(tree, tmp_path):
+def test_time_budget_and_time_aware_checkpoints(tree, tmp_path, capsys):
     run = Run(tiny_config(tmp_path, ckpt_every=1000, ckpt_minutes=1e-9), tree, tmp_path / "t",
               progress=False).train(3)
     assert [p.name for p in sorted((tmp_path / "t").glob("ckpt_*.pt"))] == \
@@ -240,9 +240,10 @@ def test_time_budget_and_time_aware_checkpoints(tree, tmp_path):
     run = Run(tiny_config(tmp_path, ckpt_every=1000, max_minutes=1e-9), tree, tmp_path / "m",
               progress=False).train(1000)
     assert run.step == 1 and (tmp_path / "m" / "ckpt_00000001.pt").is_file()
+    assert "stopped at step 1 (max_minutes=" in capsys.readouterr().out
 
 
-def test_a_signal_late_in_a_step_still_ends_with_a_checkpoint(tree, tmp_path):
+def test_a_signal_late_in_a_step_still_ends_with_a_checkpoint(tree, tmp_path, capsys):
     """SIGTERM arriving after the step decided not to save (here: while it logs) must not stop
     the run without a checkpoint: the next step sees it, saves, then stops."""
     import signal
@@ -259,6 +260,7 @@ def test_a_signal_late_in_a_step_still_ends_with_a_checkpoint(tree, tmp_path):
     run.train()
     saved = sorted((tmp_path / "late").glob("ckpt_*.pt"))
     assert [read_checkpoint(p)["train"]["step"] for p in saved] == [2]
+    assert "stopped at step 2 (signal SIGTERM)" in capsys.readouterr().out
 
 
 def test_sigterm_before_the_first_checkpoint_saves_one(tree, tmp_path):

@@ -180,7 +180,8 @@ class Run:
         """The autoencoder's loss on ``batch`` -> (loss, content code, speaker indices, metrics).
 
         reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
-        held fixed) + the cycle terms on a swap within the batch + the d-vector distillation."""
+        held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
+        Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap."""
         cfg = self.cfg
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
         cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
@@ -311,7 +312,9 @@ class Run:
                     bar.update()
                     # read the signal once: one arriving later in this step is seen by the next
                     # (read twice, it could stop the run after the save was decided against)
-                    stopping = bool(stop.received) or (cfg.max_minutes > 0 and self.elapsed() >= 60 * cfg.max_minutes)
+                    signal_seen = stop.received
+                    out_of_time = cfg.max_minutes > 0 and self.elapsed() >= 60 * cfg.max_minutes
+                    stopping = bool(signal_seen) or out_of_time
                     due = (self.step % cfg.ckpt_every == 0 or self.step == end or stopping
                            or (cfg.ckpt_minutes > 0 and time.time() - last_save >= 60 * cfg.ckpt_minutes))
                     if self.distributed:   # every rank must agree on when to save and stop
@@ -335,7 +338,8 @@ class Run:
                         self._barrier()
                     if stopping:
                         if self.rank == 0:
-                            why = f"signal {stop.received}" if stop.received else f"max_minutes={cfg.max_minutes}"
+                            why = (f"signal {signal_seen}" if signal_seen else f"max_minutes={cfg.max_minutes}"
+                                   if out_of_time else "another process stopped")
                             print(f"stopped at step {self.step} ({why}); checkpoint saved: --resume continues")
                         break
         finally:
