@@ -191,6 +191,39 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     assert resumed.step == 1
 
 
+def test_adversary_pretraining_and_extra_steps_teach_only_the_adversary(tree, tmp_path):
+    """clf_pretrain: before step 0 the adversary alone learns to name the speakers of the
+    encoder's content codes (the autoencoder untouched), and not again on --resume;
+    clf_steps: more adversary updates per step lower its loss on that step's codes further."""
+    cfg = tiny_config(tmp_path, clf_pretrain=30, clf_lr=3e-3, steps=1, ckpt_every=1)
+    run = Run(cfg, tree, tmp_path / "pre", progress=False)
+    model = [t.clone() for t in run.model.state_dict().values()]
+    batch = run.draw(0)
+
+    def clf_loss(r):
+        with torch.no_grad():
+            content = r.model.content_encoder(r.model._pad(batch.perturbed))
+            return losses.classifier(r.clf(content), batch.speakers).item()
+
+    before = clf_loss(run)
+    m = run.pretrain_adversary(cfg.clf_pretrain)
+    assert clf_loss(run) < before and set(m) == {"loss/classifier", "adversary/accuracy"}
+    assert all(torch.equal(a, b) for a, b in zip(model, run.model.state_dict().values()))
+    run.train()
+    resumed = Run(cfg, tree, tmp_path / "pre", resume=True, progress=False)
+    calls = []
+    resumed.pretrain_adversary = lambda n: calls.append(n)
+    resumed.train(2)
+    assert calls == [] and resumed.step == 2
+
+    after = {}
+    for k in (1, 5):
+        r = Run(tiny_config(tmp_path, clf_steps=k, clf_lr=3e-3), tree, tmp_path / f"k{k}", progress=False)
+        r.train_step()
+        after[k] = clf_loss(r)
+    assert after[5] < after[1]
+
+
 def test_resemblyzer_judge_hears_speakers_in_vc_features():
     """The judge reads vc's log-mels; on two synthetic voices its d-vectors must differ, and on
     the same voice agree, like Resemblyzer's own path."""

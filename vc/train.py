@@ -16,7 +16,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      ``asr_weight``: Whisper tiny's encoder (vc.asr_judge, frozen) gives the reconstruction and
      the swap the features of the input segment, a content loss that weighs what carries words;
      and ``gan_weight``: a mel-patch critic (vc.discriminator) against over-smoothed output;
-  4. the adversary and the critic take their own steps.
+  4. the adversary (``clf_steps`` updates) and the critic take their own steps. A warm start's
+     adversary is fresh; ``clf_pretrain`` trains it alone first, so that it pushes from step 0.
 
 Randomness is derived from (seed, rank, step), so a resumed run draws exactly the batches and
 perturbations that the uninterrupted run would have drawn. Checkpoints (vc.checkpoint) carry
@@ -266,11 +267,8 @@ class Run:
         self.opt.step()
 
         # then the adversary learns to name the speaker from the (detached) content code
-        logits = self.clf_ddp(content.detach())
-        clf_loss = losses.classifier(logits, spk)
-        self.clf_opt.zero_grad(set_to_none=True)
-        clf_loss.backward()
-        self.clf_opt.step()
+        for _ in range(cfg.clf_steps):
+            logits, clf_loss = self.adversary_step(content.detach(), spk)
 
         # and the critic learns to tell real segments from the outputs
         if cfg.gan_weight > 0:
@@ -288,6 +286,38 @@ class Run:
                 "loss/total": loss.item(), "adversary/accuracy": acc.item(), "lr": learning_rate(cfg, step),
                 "grad_norm": float(gnorm)}
 
+    def adversary_step(self, content: torch.Tensor, spk: torch.Tensor):
+        """One update of the adversary on detached content codes (B, content_dim, T') of speakers
+        ``spk`` (B,) -> (its logits before the update, its loss)."""
+        logits = self.clf_ddp(content)
+        clf_loss = losses.classifier(logits, spk)
+        self.clf_opt.zero_grad(set_to_none=True)
+        clf_loss.backward()
+        self.clf_opt.step()
+        return logits, clf_loss
+
+    def pretrain_adversary(self, n: int) -> dict:
+        """Exported models carry no adversary, so a warm start's is fresh and, at one update per
+        step, stays near chance for thousands of steps: its verdict then pushes nothing. Before
+        the first autoencoder step it trains alone on ``n`` batches (those of steps 0..n-1) of the
+        encoder's content codes, the autoencoder untouched -> its loss and accuracy on the last."""
+        self.clf.train()
+        bar = tqdm(range(n), desc="adversary", disable=self.rank != 0 or not self.progress, unit="batch")
+        for i in bar:
+            batch = self.draw(i)
+            seg = batch.segments.to(self.device)       # the content input of the step, as in objective()
+            inp = perturb_speaker(seg, self.cfg.warp, self.cfg.tilt_db) if batch.perturbed is None \
+                else batch.perturbed.to(self.device)
+            with torch.no_grad(), self.autocast():
+                content = self.model.content_encoder(self.model._pad(inp)).float()
+            logits, loss = self.adversary_step(content, batch.speakers.to(self.device))
+        acc = (logits.argmax(1) == batch.speakers.to(self.device)).float().mean().item()
+        bar.close()
+        if self.rank == 0:
+            print(f"adversary pretrained on {n} batches: loss {loss.item():.2f} (chance "
+                  f"{torch.log(torch.tensor(float(len(self.speakers)))).item():.2f}), accuracy {acc:.0%} on the last")
+        return {"loss/classifier": loss.item(), "adversary/accuracy": acc}
+
     # -- the loop ------------------------------------------------------------------------------
     def train(self, steps: int | None = None):
         """Train until step ``steps`` (default: the config's), ``max_minutes`` of training time,
@@ -303,6 +333,8 @@ class Run:
                    unit="step", dynamic_ncols=True)
         t0, s0 = time.time(), self.step
         last_save = time.time()
+        if self.step == 0 and cfg.clf_pretrain > 0:
+            self.pretrain_adversary(cfg.clf_pretrain)
         stop = StopSignals()
         loader = step_loader(self.batches, self.step, end, cfg.num_workers)
         try:

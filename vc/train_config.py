@@ -24,6 +24,10 @@ class TrainConfig:
     grad_clip: float = 5.0
     precision: str = "fp32"                     # or "bf16": autocast the networks (CPUs with AVX512-BF16, GPUs)
     clf_lr: float = 5e-4
+    clf_steps: int = 1                          # adversary updates per autoencoder step, on its content
+                                                # codes (Chou et al. 2018: 5)
+    clf_pretrain: int = 0                       # a fresh run's adversary first trains alone on this many
+                                                # batches of the (warm-started) encoder's content codes
     adv_loss: str = "uniform"                   # or "neg_ce"
     adv_weight: float = 0.05
     adv_warmup: int = 2000                      # adversary trains alone for these steps
