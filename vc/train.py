@@ -30,6 +30,7 @@ gloo on CPU, nccl on GPUs). Each rank draws its own batches; gradients are avera
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import asdict
@@ -177,6 +178,13 @@ class Run:
         torch.set_rng_state(batch.rng_state)
         return batch
 
+    def content_input(self, batch) -> torch.Tensor:
+        """What the content encoder reads in a step: the batch's voice-perturbed segments
+        (B, n_mels, F), perturbed here unless the loader did it."""
+        if batch.perturbed is not None:
+            return batch.perturbed.to(self.device)
+        return perturb_speaker(batch.segments.to(self.device), self.cfg.warp, self.cfg.tilt_db)
+
     def objective(self, batch, step: int):
         """The autoencoder's loss on ``batch`` -> (loss, content code, speaker indices, metrics).
 
@@ -187,9 +195,7 @@ class Run:
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
         cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
         with self.autocast():
-            inp = perturb_speaker(seg, cfg.warp, cfg.tilt_db) if batch.perturbed is None \
-                else batch.perturbed.to(self.device)
-            out = self.ae(inp, ref, swap_shift=cfg.per_speaker if cycle else 0)
+            out = self.ae(self.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0)
         out = type(out)(*(None if t is None else t.float() for t in out))
         lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
         rec = losses.reconstruction(out.recon, seg)
@@ -305,17 +311,15 @@ class Run:
         bar = tqdm(range(n), desc="adversary", disable=self.rank != 0 or not self.progress, unit="batch")
         for i in bar:
             batch = self.draw(i)
-            seg = batch.segments.to(self.device)       # the content input of the step, as in objective()
-            inp = perturb_speaker(seg, self.cfg.warp, self.cfg.tilt_db) if batch.perturbed is None \
-                else batch.perturbed.to(self.device)
             with torch.no_grad(), self.autocast():
-                content = self.model.content_encoder(self.model._pad(inp)).float()
-            logits, loss = self.adversary_step(content, batch.speakers.to(self.device))
-        acc = (logits.argmax(1) == batch.speakers.to(self.device)).float().mean().item()
+                content = self.model.encode_content(self.model._pad(self.content_input(batch))).float()
+            spk = batch.speakers.to(self.device)
+            logits, loss = self.adversary_step(content, spk)
+        acc = (logits.argmax(1) == spk).float().mean().item()
         bar.close()
         if self.rank == 0:
             print(f"adversary pretrained on {n} batches: loss {loss.item():.2f} (chance "
-                  f"{torch.log(torch.tensor(float(len(self.speakers)))).item():.2f}), accuracy {acc:.0%} on the last")
+                  f"{math.log(len(self.speakers)):.2f}), accuracy {acc:.0%} on the last")
         return {"loss/classifier": loss.item(), "adversary/accuracy": acc}
 
     # -- the loop ------------------------------------------------------------------------------
@@ -329,12 +333,12 @@ class Run:
             print(f"model: {count_parameters(self.model) / 1e6:.2f}M parameters, adversary "
                   f"{count_parameters(self.clf) / 1e6:.2f}M, {len(self.speakers)} speakers, "
                   f"{self.world} process(es) on {self.device}")
+        if self.step == 0 and cfg.clf_pretrain > 0:
+            self.pretrain_adversary(cfg.clf_pretrain)
         bar = tqdm(total=end, initial=self.step, disable=self.rank != 0 or not self.progress,
                    unit="step", dynamic_ncols=True)
         t0, s0 = time.time(), self.step
         last_save = time.time()
-        if self.step == 0 and cfg.clf_pretrain > 0:
-            self.pretrain_adversary(cfg.clf_pretrain)
         stop = StopSignals()
         loader = step_loader(self.batches, self.step, end, cfg.num_workers)
         try:
