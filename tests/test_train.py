@@ -148,6 +148,7 @@ OPTIONS = {
     "per_speaker_2_with_cycles": dict(per_speaker=2, batch_size=4, cycle_content=1.0, cycle_speaker=1.0),
     "bf16_with_cycles": dict(precision="bf16", cycle_content=1.0, cycle_speaker=1.0),
     "gan": dict(gan_weight=1.0, cycle_content=1.0),
+    "spectral_detail": dict(detail_weight=1.0),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
 }
@@ -172,7 +173,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     before, m = objective()
     expected = "loss/asr" if option.startswith("asr") else {
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
-        "gan": "loss/gan_generator"}.get(option, "loss/cycle_speaker")
+        "gan": "loss/gan_generator", "spectral_detail": "loss/spectral_detail"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     step = run.train_step()
     # the step saw that very batch (the critic's spectral norm refines its estimate at every call)

@@ -1,6 +1,8 @@
 """Training objectives.
 
 reconstruction   L1 between the decoded and the original log-mel, (B, n_mels, T) each.
+spectral_detail  L1 between their differences along the mel axis: the harmonic peaks and valleys
+                 that an averaged (blurred) spectrum loses and a speaker verifier listens to.
 classifier       cross-entropy of the adversary on (detached) content codes: it learns to name
                  the speaker of a content code.
 adversarial      what the encoder minimises to defeat the adversary, logits (B, n_speakers):
@@ -21,6 +23,10 @@ import torch.nn.functional as F
 
 def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred - target).abs().mean()
+
+
+def spectral_detail(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (pred.diff(dim=1) - target.diff(dim=1)).abs().mean()
 
 
 def classifier(logits: torch.Tensor, speakers: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,9 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      utterance (vc.dvectors: a speaker space learned from thousands of speakers, distilled);
      ``asr_weight``: Whisper tiny's encoder (vc.asr_judge, frozen) gives the reconstruction and
      the swap the features of the input segment, a content loss that weighs what carries words;
-     and ``gan_weight``: a mel-patch critic (vc.discriminator) against over-smoothed output;
+     ``detail_weight``: the reconstruction's differences along the mel axis match the input's
+     (vc.losses.spectral_detail), and ``gan_weight``: a mel-patch critic (vc.discriminator),
+     both against over-smoothed output;
   4. the adversary (``clf_steps`` updates) and the critic take their own steps. A warm start's
      adversary is fresh; ``clf_pretrain`` trains it alone first, so that it pushes from step 0.
 
@@ -190,7 +192,8 @@ class Run:
 
         reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
-        Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap."""
+        Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
+        + the spectral detail of the reconstruction + the critic's verdicts."""
         cfg = self.cfg
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
         cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
@@ -204,6 +207,9 @@ class Run:
         adv = losses.adversarial(logits, spk, cfg.adv_loss)
         m = {"loss/reconstruction": rec, "loss/adversarial": adv}
         loss = rec + lam * adv
+        if cfg.detail_weight > 0:        # sharp harmonics, not their average
+            m["loss/spectral_detail"] = d = losses.spectral_detail(out.recon, seg)
+            loss = loss + cfg.detail_weight * d
         if cfg.cycle_content > 0:        # the conversion says the same words: its content code = the source's
             swapped = self.model._pad(self.model._batched(out.swapped))
             with self.autocast():

@@ -45,6 +45,8 @@ class TrainConfig:
     asr_on_swap: bool = True                    # the Whisper loss also on the swap (else the reconstruction only)
     asr_norm: bool = False                      # compare Whisper features instance-normalised over time
                                                 # (per channel), without each utterance's own statistics
+    detail_weight: float = 0.0                  # weight: L1 of the reconstruction's differences along the mel
+                                                # axis (vc.losses.spectral_detail): keep the harmonics sharp
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
     gan_lr: float = 2e-4
     split: str = "train"                        # the manifest split to train on
