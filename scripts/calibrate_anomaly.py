@@ -1,5 +1,7 @@
-"""Calibrate and measure vc.anomaly (issue 12): the threshold from train/val speech, the ROC AUC and
-false alarms on all dev speech against a generated non-speech set, per kind.
+"""Calibrate and measure vc.anomaly (issue 12): thresholds and speaker statistics from train/val
+speech; the ROC AUC and the share flagged of all `val` speech (where the score was chosen) and all
+`dev` speech (where it is reported), each against a non-speech set generated from it, per kind.
+Every part alone and each combination of parts is measured side by side.
 
     OMP_NUM_THREADS=2 python scripts/calibrate_anomaly.py [--model vc/pretrained/default.pt] [--n 400]
 
@@ -14,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from vc.anomaly import ANOMALY_FILE, CLIP_SHARE, clipped_share, combine, file_sha1, native_samples, parts
+from vc.anomaly import ANOMALY_FILE, CLIP_SHARE, clipped_share, combine, file_sha1, native_samples, parts, speaker_distance
 from vc.audio import load_audio, prepare
 from vc.checkpoint import load_model
 from vc.convert import DEFAULT_MODEL, long_mel
@@ -23,7 +26,9 @@ from vc.convert import DEFAULT_MODEL, long_mel
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 SR = 22050
-PERCENTILE = 99.0
+CALIBRATION_FLAGGED = 0.01        # each score's thresholds flag this share of calibration speech
+SHIPPED = ("ratio", "speaker")
+COMBINATIONS = [("recon",), ("ratio",), ("speaker",), ("recon", "ratio"), SHIPPED, ("recon", "ratio", "speaker")]
 
 
 def rows(split_names):
@@ -83,6 +88,31 @@ def auc(neg, pos):
     return float(gt + 0.5 * eq)
 
 
+def thresholds(calib, keys) -> dict:
+    """{part: threshold}: the same percentile q of each part on calibration speech, the lowest q
+    (from 99, in steps of 0.05) at which at most CALIBRATION_FLAGGED of it scores above 1."""
+    for q in np.arange(99.0, 100.0, 0.05):
+        t = {k: float(np.percentile([c[k] for c in calib], q)) for k in keys}
+        if np.mean([combine(c, t) > 1 for c in calib]) <= CALIBRATION_FLAGGED:
+            return t
+    return {k: float(max(c[k] for c in calib)) for k in keys}
+
+
+def measure_split(speech, nonspeech, t) -> dict:
+    """Share of ``speech`` and of each kind of ``nonspeech`` flagged by thresholds ``t``, the AUC,
+    and the same with the clipping check added."""
+    allns = [x for ws in nonspeech.values() for x in ws]
+    flagged = lambda x: combine(x, t) > 1                                   # noqa: E731
+    either = lambda x: flagged(x) or x["clip"] > CLIP_SHARE                 # noqa: E731
+    share = lambda xs, f: float(np.mean([f(x) for x in xs]))                 # noqa: E731
+    return dict(speech_flagged=share(speech, flagged), nonspeech_flagged=share(allns, flagged),
+                auc=auc([combine(x, t) for x in speech], [combine(x, t) for x in allns]),
+                per_kind={k: share(ws, flagged) for k, ws in nonspeech.items()},
+                with_clipping_check=dict(speech_flagged=share(speech, either), nonspeech_flagged=share(allns, either),
+                                         per_kind={k: share(ws, either) for k, ws in nonspeech.items()}),
+                flagged_speakers=sorted({x["speaker_name"] for x in speech if either(x)}))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
@@ -95,84 +125,53 @@ def main():
     model, mel_cfg, _ = load_model(Path(args.model), "cpu")
     model.eval()
 
-    def measure(wav, native):
+    def measure(wav, native, speaker=""):
         """The model's parts of ``wav`` (prepared, at SR), and the clipping share of ``native``."""
-        return {**parts(model, long_mel(torch.from_numpy(wav), mel_cfg)), "clip": clipped_share(native)}
-
-    def measure_file(path):
-        return measure(load_audio(path, SR), native_samples(path))
+        return {**parts(model, long_mel(torch.from_numpy(wav), mel_cfg)), "clip": clipped_share(native), "speaker_name": speaker}
 
     calib_rows = random.Random(0).sample(rows({"train", "val"}), args.n)
-    calib = [measure_file(DATA / r["path"]) for r in calib_rows]
-    dev_paths = [DATA / r["path"] for r in rows({"dev"})]
-    dev_wavs = [load_audio(path, SR) for path in dev_paths]
-    dev = [measure(w, native_samples(path)) for w, path in zip(dev_wavs, dev_paths)]
-    sets = non_speech(np.random.default_rng(0), dev_wavs, args.per_kind)
-    nonspeech = {k: [measure(w, w) for w in ws] for k, ws in sets.items()}   # made at SR: native
+    calib = [measure(load_audio(DATA / r["path"], SR), native_samples(DATA / r["path"])) for r in tqdm(calib_rows, desc="calibration")]
+    vectors = torch.stack([c["speaker_vector"] for c in calib])
+    stats = {"mean": vectors.mean(0).tolist(), "std": (vectors.std(0) + 1e-6).tolist()}
+    splits = {}
+    for split in ("val", "dev"):
+        rs = rows({split})
+        wavs = [load_audio(DATA / r["path"], SR) for r in tqdm(rs, desc=f"{split} speech")]
+        speech = [measure(w, native_samples(DATA / r["path"]), r["speaker"]) for w, r in zip(wavs, rs)]
+        sets = non_speech(np.random.default_rng(0), wavs, args.per_kind)
+        splits[split] = (speech, {k: [measure(w, w) for w in ws] for k, ws in sets.items()})   # made at SR: native
+    everything = calib + [x for sp, ns in splits.values() for x in sp + [y for ws in ns.values() for y in ws]]
+    for x in everything:
+        x["speaker"] = speaker_distance(x["speaker_vector"], stats)
 
-    ref = {k: float(np.median([c[k] for c in calib])) for k in ("recon", "ratio")}
-    for x in calib + dev + [x for ws in nonspeech.values() for x in ws]:
-        x["score"] = combine(x, ref)
     report = {}
-    names = {"recon": "reconstruction error alone", "ratio": "recon / trivial predictor alone",
-             "score": "max of both, in units of their speech medians (shipped)"}
-    for key in ("recon", "ratio", "score"):
-        thr = float(np.percentile([c[key] for c in calib], PERCENTILE))
-        d = [x[key] for x in dev]
-        allns = [x[key] for ws in nonspeech.values() for x in ws]
-        per_kind = {k: float(np.mean([x[key] > thr for x in ws])) for k, ws in nonspeech.items()}
-        report[key] = dict(threshold=thr, dev_flagged=float(np.mean(np.array(d) > thr)),
-                           nonspeech_flagged=float(np.mean(np.array(allns) > thr)),
-                           auc=auc(d, allns), per_kind=per_kind,
-                           auc_per_kind={k: auc(d, [x[key] for x in ws]) for k, ws in nonspeech.items()})
-        print(f"\n== {key} ({names[key]})")
-        print(f"threshold (p{PERCENTILE:g} of {len(calib)} train/val): {thr:.3f}   "
-              f"dev speech flagged {report[key]['dev_flagged']:.1%} of {len(d)}   "
-              f"non-speech flagged {report[key]['nonspeech_flagged']:.1%} of {len(allns)}   AUC {report[key]['auc']:.3f}")
-        print(f"dev speech {key}: median {np.median(d):.3f}, max {np.max(d):.3f}")
-        for k, ws in nonspeech.items():
-            v = [x[key] for x in ws]
-            print(f"  {k:22s} flagged {per_kind[k]:6.1%}  AUC {report[key]['auc_per_kind'][k]:.3f}  "
-                  f"median {np.median(v):.3f}")
-    # what a user sees: a warning from either check (the model's score, or clipping)
-    thr = report["score"]["threshold"]
-    either = lambda x: x["score"] > thr or x["clip"] > CLIP_SHARE     # noqa: E731
-    allns = [x for ws in nonspeech.values() for x in ws]
-    report["either"] = dict(
-        threshold=thr, clip_share=CLIP_SHARE, dev_flagged=float(np.mean([either(x) for x in dev])),
-        nonspeech_flagged=float(np.mean([either(x) for x in allns])),
-        per_kind={k: float(np.mean([either(x) for x in ws])) for k, ws in nonspeech.items()},
-        clip_dev_flagged=float(np.mean([x["clip"] > CLIP_SHARE for x in dev])),
-        clip_calibration_p99=float(np.percentile([x["clip"] for x in calib], 99)))
-    e = report["either"]
-    print(f"\n== either check (score > {thr:.3f}, or over {CLIP_SHARE:.1%} of the samples at the peak)")
-    print(f"dev speech flagged {e['dev_flagged']:.1%} (by clipping alone {e['clip_dev_flagged']:.1%}; "
-          f"calibration clipping share p99 {e['clip_calibration_p99']:.1e})   "
-          f"non-speech flagged {e['nonspeech_flagged']:.1%}")
-    for k, v in e["per_kind"].items():
-        print(f"  {k:22s} flagged {v:6.1%}")
-    print("\ntrivial-predictor error (median): dev speech "
-          f"{np.median([x['trivial'] for x in dev]):.3f}; " +
-          ", ".join(f"{k} {np.median([x['trivial'] for x in ws]):.3f}" for k, ws in nonspeech.items()))
+    for keys in COMBINATIONS:
+        name = " + ".join(keys) + (" (shipped)" if keys == SHIPPED else "")
+        t = thresholds(calib, keys)
+        report[name] = {"thresholds": t, **{split: measure_split(*splits[split], t) for split in splits}}
+        print(f"\n== {name}: thresholds " + ", ".join(f"{k} {v:.3f}" for k, v in t.items()))
+        for split in splits:
+            r, c = report[name][split], report[name][split]["with_clipping_check"]
+            print(f"  {split}: speech flagged {r['speech_flagged']:.1%}, non-speech {r['nonspeech_flagged']:.1%}, "
+                  f"AUC {r['auc']:.3f}; with the clipping check: speech {c['speech_flagged']:.1%} "
+                  f"(speakers {', '.join(r['flagged_speakers']) or 'none'}), non-speech {c['nonspeech_flagged']:.1%}")
+            print("     " + "  ".join(f"{k} {v:.0%}" for k, v in c["per_kind"].items()))
 
     if not args.dry_run:
         out = Path(args.out)
         data = json.loads(out.read_text()) if out.is_file() else {}
-        r = report["score"]
+        shipped = report[" + ".join(SHIPPED) + " (shipped)"]
         data[file_sha1(args.model)] = {
-            "model": Path(args.model).name, "threshold": round(r["threshold"], 4),
-            "recon": round(ref["recon"], 5), "ratio": round(ref["ratio"], 5),
-            "score": "max(recon / recon, ratio / ratio) (vc.anomaly.combine)", "percentile": PERCENTILE,
-            "calibration": f"{len(calib)} train/val utterances of manifest.tsv (seed 0)",
-            "dev_speech_flagged": round(r["dev_flagged"], 4), "dev_utterances": len(dev),
-            "nonspeech_flagged": round(r["nonspeech_flagged"], 4), "auc": round(r["auc"], 4),
-            "nonspeech_flagged_per_kind": {k: round(v, 3) for k, v in r["per_kind"].items()},
-            "with_clipping_check": {"clip_share": CLIP_SHARE,
-                                    "dev_speech_flagged": round(e["dev_flagged"], 4),
-                                    "nonspeech_flagged": round(e["nonspeech_flagged"], 4),
-                                    "nonspeech_flagged_per_kind": {k: round(v, 3) for k, v in e["per_kind"].items()}},
-            "parts_alone": {key: {k: round(v, 4) for k, v in report[key].items() if isinstance(v, float)}
-                            for key in ("recon", "ratio")},
+            "model": Path(args.model).name,
+            "thresholds": {k: round(v, 5) for k, v in shipped["thresholds"].items()},
+            "speaker_stats": {k: [round(x, 5) for x in v] for k, v in stats.items()},
+            "score": "max(part / its threshold) over " + ", ".join(SHIPPED) + " (vc.anomaly.combine); flagged above 1",
+            "calibration": f"{len(calib)} train/val utterances of manifest.tsv (seed 0), "
+                           f"{CALIBRATION_FLAGGED:.0%} of them flagged",
+            "clip_share": CLIP_SHARE,
+            "measured": {name: {split: {k: (round(v, 4) if isinstance(v, float) else v)
+                                        for k, v in r[split].items() if k != "per_kind"}
+                                for split in splits} for name, r in report.items()},
             "date": datetime.date.today().isoformat()}
         out.write_text(json.dumps(data, indent=1) + "\n")
         print(f"wrote {out}")

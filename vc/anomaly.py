@@ -1,26 +1,33 @@
 """Not speech? Say so: the autoencoder as an anomaly detector (issue 12).
 
-The model rebuilds clean speech well and other sounds badly. The score of an input is
+The model rebuilds clean speech well and other sounds badly, and places real voices where it has
+seen voices. Two parts of an input, from one pass of the model:
 
-    score = max(recon / recon_speech, ratio / ratio_speech),   ratio = recon / trivial
+* ``ratio = recon / trivial``: ``recon`` is the model's reconstruction error, mean |log-mel
+  error| over frames (encode the mel, decode it with its own speaker vector), the lecture's
+  method; ``trivial`` is the error of a trivial predictor of the same mel, its time-smoothed
+  copy (a moving average over ``SMOOTH_FRAMES`` frames). Stationary noise, hum and tones are
+  easy for the trivial predictor, speech is not, so the ratio says how much better than "nothing
+  changes" the model does, and smooth non-speech is no longer easy for it;
+* ``speaker``: how far the input's speaker vector lies from those of real speech, the mean
+  squared z-score of its dimensions against the calibration speech's means and spreads. Tones,
+  chords, chirps, clicks and hum give vectors no voice has.
 
-* ``recon``: the model's reconstruction error, mean |log-mel error| over frames (encode the mel,
-  decode it with its own speaker vector), the lecture's method;
-* ``trivial``: the error of a trivial predictor of the same mel, its time-smoothed copy
-  (a moving average over ``SMOOTH_FRAMES`` frames). Stationary noise, hum and tones are easy
-  for the trivial predictor (small ``trivial``), speech is not; the ratio says how much better
-  than "nothing changes" the model does, so that smooth non-speech is no longer easy. The ratio
-  alone misses clicks (hard for the trivial predictor too), so both parts are kept, each in units
-  of its median on calibration speech (``recon_speech``, ``ratio_speech``), and the larger counts.
+Each part is divided by its own threshold (a high percentile of calibration speech, the same for
+both, chosen so that 1 % of calibration speech is flagged) and the larger counts: the input is
+flagged when ``score = max(ratio / t_ratio, speaker / t_speaker) > 1``. The reconstruction
+error alone flags whole recordings of unseen real speakers (scripts/calibrate_anomaly.py
+prints every part alone and each combination).
 
 The reconstruction misses heavy clipping (a clipped voice is still a voice to the model), so a
 second, signal-level check looks at the file's own samples at their native rate (resampling
 smears flat tops): ``clipped_share``, the share of samples within 1 % of the peak magnitude.
 Clean speech has under 1e-4 of them (train/val p99: 8e-5); over ``CLIP_SHARE`` warns.
 
-The threshold is calibrated on train/val speech by scripts/calibrate_anomaly.py and stored in
-vc/pretrained/anomaly.json, keyed by the sha1 of the model file; inference reads it without any
-training code, and ignores it when it belongs to another model.
+The calibration (thresholds, speaker statistics) is made on train/val speech by
+scripts/calibrate_anomaly.py and stored in vc/pretrained/anomaly.json, keyed by the sha1 of the
+model file; inference reads it without any training code, and ignores it when it belongs to
+another model or is of an older format.
 """
 from __future__ import annotations
 
@@ -48,18 +55,29 @@ def smoothed(mel: torch.Tensor, frames: int = SMOOTH_FRAMES) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def parts(model, mel: torch.Tensor) -> dict:
-    """(n_mels, T) log-mel -> {"recon", "trivial", "score"}."""
+def parts(model, mel: torch.Tensor, speaker_stats: dict | None = None) -> dict:
+    """(n_mels, T) log-mel -> {"recon", "trivial", "ratio", "speaker_vector"} and, given the
+    calibration's ``speaker_stats`` = {"mean", "std"} (lists of speaker_dim numbers), "speaker"."""
     code = model.encode(mel)
     rebuilt = model.decode(code)[0]
     recon = (rebuilt - mel).abs().mean().item()
     trivial = (smoothed(mel) - mel).abs().mean().item()
-    return {"recon": recon, "trivial": trivial, "ratio": recon / (trivial + EPS)}
+    vector = code.speaker[0].float()
+    out = {"recon": recon, "trivial": trivial, "ratio": recon / (trivial + EPS), "speaker_vector": vector}
+    if speaker_stats is not None:
+        out["speaker"] = speaker_distance(vector, speaker_stats)
+    return out
 
 
-def combine(p: dict, ref: dict) -> float:
-    """The score of ``parts`` given the calibration medians ``ref`` = {"recon", "ratio"}."""
-    return max(p["recon"] / ref["recon"], p["ratio"] / ref["ratio"])
+def speaker_distance(vector: torch.Tensor, stats: dict) -> float:
+    """Mean squared z-score of a (speaker_dim,) vector against {"mean", "std"} of real speech."""
+    mean, std = (torch.as_tensor(stats[k], dtype=torch.float32) for k in ("mean", "std"))
+    return (((vector - mean) / std) ** 2).mean().item()
+
+
+def combine(p: dict, thresholds: dict) -> float:
+    """The score of ``parts``: the largest part in units of its threshold (> 1: flagged)."""
+    return max(p[k] / t for k, t in thresholds.items())
 
 
 def clipped_share(wav) -> float:
@@ -88,24 +106,31 @@ def native_samples(path) -> np.ndarray | None:
 
 
 def load_calibration(model_path, path=None) -> dict | None:
-    """The calibration entry ({"threshold", "recon", "ratio", ...}) of the model file
-    ``model_path``, or None (no file, or one calibrated on another model)."""
+    """The calibration entry ({"thresholds": {part: value}, "speaker_stats": {"mean", "std"}, ...})
+    of the model file ``model_path``, or None (no file, another model's, or an older format)."""
     try:
         entry = json.loads(Path(path or ANOMALY_FILE).read_text()).get(file_sha1(model_path))
         if entry is None:
             return None
-        float(entry["threshold"]), float(entry["recon"]), float(entry["ratio"])
-        return entry
+        thresholds = {k: float(v) for k, v in entry["thresholds"].items()}
+        stats = {k: [float(x) for x in entry["speaker_stats"][k]] for k in ("mean", "std")}
+        if not thresholds or not all(t > 0 for t in thresholds.values()) or len(stats["mean"]) != len(stats["std"]):
+            return None
+        return {**entry, "thresholds": thresholds, "speaker_stats": stats}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
+def score(model, mel: torch.Tensor, calibration: dict) -> float:
+    return combine(parts(model, mel, calibration["speaker_stats"]), calibration["thresholds"])
+
+
 def check(model, mel: torch.Tensor, name, calibration: dict) -> str | None:
     """The warning line for ``mel`` (of the input called ``name``), or None when it sounds like speech."""
-    return warning(name, combine(parts(model, mel), calibration), float(calibration["threshold"]))
+    return warning(name, score(model, mel, calibration))
 
 
-def warning(name, value: float, threshold: float) -> str | None:
+def warning(name, value: float, threshold: float = 1.0) -> str | None:
     """The one line for a flagged input, else None."""
     if value <= threshold:
         return None
