@@ -14,7 +14,7 @@ import yaml
 
 from vc import losses
 from vc.checkpoint import read_checkpoint
-from vc.data import build_cache, cache_path, find_utterances, load_cached
+from vc.data import StepBatches, build_cache, cache_path, find_utterances, load_cached
 from vc.features import MelConfig
 from vc.train import Run, TrainConfig
 from conftest import TINY, write_wav
@@ -149,6 +149,7 @@ OPTIONS = {
     "bf16_with_cycles": dict(precision="bf16", cycle_content=1.0, cycle_speaker=1.0),
     "gan": dict(gan_weight=1.0, cycle_content=1.0),
     "spectral_detail": dict(detail_weight=1.0),
+    "voice_warp": dict(voice_warp=0.2),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
 }
@@ -173,12 +174,19 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     before, m = objective()
     expected = "loss/asr" if option.startswith("asr") else {
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
-        "gan": "loss/gan_generator", "spectral_detail": "loss/spectral_detail"}.get(option, "loss/cycle_speaker")
+        "gan": "loss/gan_generator", "spectral_detail": "loss/spectral_detail",
+        "voice_warp": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     step = run.train_step()
     # the step saw that very batch (the critic's spectral norm refines its estimate at every call)
     assert abs(step["loss/total"] - before) < (1e-3 if option == "gan" else 1e-5)
     assert objective()[0] < before
+    if option == "voice_warp":       # the same draw, warped: new voices of the same segments
+        plain = StepBatches(run.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed)[1]
+        warped = run.draw(1)
+        assert plain.speakers.tolist() == warped.speakers.tolist()
+        assert not torch.allclose(plain.segments, warped.segments)
+        assert not torch.allclose(plain.references, warped.references)
     if option == "per_speaker_2_with_cycles":
         batch = run.draw(1)
         assert batch.speakers.tolist()[0::2] == batch.speakers.tolist()[1::2]   # pairs of one speaker

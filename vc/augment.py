@@ -9,6 +9,10 @@ Two cheap perturbations on log-mels (in the spirit of NANSY / FreeVC's spectrogr
     and formants together, like a different vocal tract / a different voice);
   * spectral tilt: add a random straight line across the mel bins (a different timbre/EQ).
 
+A third, :func:`new_voices`, makes voices rather than hiding them: it warps a segment *and* its
+speaker reference by one ratio, so that the item becomes a speaker the corpus does not have
+(more voices for the speaker encoder to learn from than the corpus's speakers).
+
 Shapes: (B, n_mels, T) -> (B, n_mels, T).
 """
 from __future__ import annotations
@@ -31,6 +35,24 @@ def frequency_warp(mel: torch.Tensor, low: float = 0.85, high: float = 1.15,
             out[i, :m] = warped
             out[i, m:] = floor
     return out
+
+
+def new_voices(segments: torch.Tensor, references: torch.Tensor, spread: float):
+    """Pseudo-speakers: item i's segment and reference, both (B, n_mels, T), warped along the mel
+    axis by one random ratio in [1 - spread, 1 + spread] (ratio > 1 moves harmonics and formants
+    up). A squeezed item's empty top bins repeat its top bin, as a real voice's band would go on,
+    not the floor of :func:`frequency_warp`. -> (segments, references), same shapes."""
+    ratios = torch.empty(segments.shape[0]).uniform_(1 - spread, 1 + spread).tolist()
+
+    def warp(mel):
+        M, T = mel.shape[1:]
+        out = torch.empty_like(mel)
+        for i, r in enumerate(ratios):
+            m = max(2, round(M * r))
+            w = F.interpolate(mel[i:i + 1, None], size=(m, T), mode="bilinear", align_corners=False)[0, 0]
+            out[i] = w[:M] if m >= M else torch.cat([w, w[-1:].expand(M - m, T)])
+        return out
+    return warp(segments), warp(references)
 
 
 def spectral_tilt(mel: torch.Tensor, max_db: float = 6.0) -> torch.Tensor:

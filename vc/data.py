@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from . import vctk
 from .audio import SUPPORTED, AudioError, load_audio
-from .augment import perturb_speaker
+from .augment import new_voices, perturb_speaker
 from .feature_store import FeatureStore, Item, digest
 from .features import MelConfig, mel_spectrogram
 from .files import atomic_open
@@ -318,13 +318,16 @@ def step_seed(seed: int, rank: int, step: int) -> int:
 class StepBatches(torch.utils.data.Dataset):
     """Item ``step``: that step's batch, a function of (seed, rank, step) alone, so any process
     (a loader worker, or this one) draws exactly the same: the sampler's generator is seeded
-    with [seed, rank, step], torch's with :func:`step_seed`, then the segments are drawn and
-    voice-perturbed (vc.augment, on the CPU) and torch's CPU generator state is handed on."""
+    with [seed, rank, step], torch's with :func:`step_seed`, then the segments are drawn, made
+    new voices (``voice_warp``: each item's segment and reference warped alike) and
+    voice-perturbed for the content encoder (vc.augment, on the CPU), and torch's CPU generator
+    state is handed on."""
 
     def __init__(self, sampler: SegmentSampler, batch_size: int, per_speaker: int = 1, seed: int = 0,
-                 rank: int = 0, warp: float = 0.0, tilt_db: float = 0.0):
+                 rank: int = 0, warp: float = 0.0, tilt_db: float = 0.0, voice_warp: float = 0.0):
         self.sampler, self.batch_size, self.per_speaker = sampler, batch_size, per_speaker
         self.seed, self.rank, self.warp, self.tilt_db = seed, rank, warp, tilt_db
+        self.voice_warp = voice_warp
 
     def __len__(self):
         return 2 ** 62
@@ -333,6 +336,9 @@ class StepBatches(torch.utils.data.Dataset):
         self.sampler.rng = np.random.default_rng([self.seed, self.rank, step])
         torch.manual_seed(step_seed(self.seed, self.rank, step))
         b = self.sampler.batch(self.batch_size, self.per_speaker)
+        if self.voice_warp > 0:      # each item a new voice: its segment and reference warped alike
+            segments, references = new_voices(b.segments, b.references, self.voice_warp)
+            b = b._replace(segments=segments, references=references)
         perturbed = perturb_speaker(b.segments, self.warp, self.tilt_db)
         return b._replace(perturbed=perturbed, rng_state=torch.get_rng_state())
 

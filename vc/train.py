@@ -3,7 +3,7 @@
 One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
   1. the content encoder reads a speaker-perturbed copy of each segment (vc.augment), the
      speaker encoder reads *another* segment of the same speaker, the decoder rebuilds the
-     original segment;
+     original segment (with ``voice_warp``, both segments first become a new voice, warped alike);
   2. the adversary (vc.model.SpeakerClassifier) learns to name the speaker from the detached
      content code;
   3. the autoencoder minimises reconstruction + lambda(step) * adversarial, lambda following the
@@ -81,12 +81,14 @@ class Run:
             raise ValueError(f"precision: 'fp32' or 'bf16', not {cfg.precision!r}")
         if cfg.speaker_judge not in ("own", "resemblyzer"):
             raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {cfg.speaker_judge!r}")
+        if cfg.voice_warp > 0 and cfg.dvector_weight > 0:
+            raise ValueError("voice_warp and dvector_weight: the stored d-vectors are of the unwarped clips")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cfg.cache_dir or self.run_dir / "cache")
         train_utts = self._data(data)
         self.speakers = self.sampler.speakers
         self.batches = StepBatches(self.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed, self.rank,
-                                   cfg.warp, cfg.tilt_db)
+                                   cfg.warp, cfg.tilt_db, cfg.voice_warp)
         self.dvectors = None
         self.judge = None
         if cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer":

@@ -34,6 +34,7 @@ class TrainConfig:
     adv_ramp: int = 10_000                      # then its weight ramps up linearly
     warp: float = 0.15                          # speaker perturbation of the content input (0: off)
     tilt_db: float = 6.0
+    voice_warp: float = 0.0                     # new voices: each item's segment and reference warped alike by one ratio in 1 +- this (0: off)
     per_speaker: int = 1                        # items of each speaker in a batch (batch_size // per_speaker speakers)
     cycle_content: float = 0.0                  # weight: the swapped output's content code = the source's
     cycle_speaker: float = 0.0                  # weight: the swapped output's speaker vector = the target's
