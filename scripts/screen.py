@@ -8,6 +8,8 @@ For each config (its file name is the run's name; a `# what: ...` first line say
      one thread each, so every run gets the same share of the machine); an existing run resumes;
   2. exports its last checkpoint and scores it with `vc evaluate --split val --systems
      converted,reconstruction` on the same --pairs seeded pairs of `val` speakers (never `dev`);
+     a run scored before from the same checkpoint keeps its scores and adds only the pairs it
+     lacks (--pairs 132 after --pairs 40 scores the other 92: the 40 are among all 132);
   3. writes one row per run into --table (Markdown) and its .tsv twin, replacing that run's
      old row: steps, wall time, similarity / SVAR / closer-to-target from both verifiers, CER of
      the conversions and of the model's own reconstruction, and speaker ID from content codes.
@@ -29,7 +31,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 VC = [sys.executable, "-m", "vc"]
-COLUMNS = ["run", "what", "steps", "minutes", "sim_tgt", "sim_src", "closer", "svar",
+COLUMNS = ["run", "what", "steps", "minutes", "pairs", "sim_tgt", "sim_src", "closer", "svar",
            "ecapa_sim_tgt", "ecapa_sim_src", "ecapa_closer", "ecapa_svar", "cer", "cer_capped", "cer_recon",
            "content_spk_id", "dnsmos"]
 
@@ -86,11 +88,12 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
         model = out / "screen_model.pt"
         subprocess.run([*VC, "export", str(last), "-o", str(model)], check=True, cwd=ROOT,
                        stdout=subprocess.DEVNULL)
+        same = (out / "screen_model.txt").is_file() and (out / "screen_model.txt").read_text().strip() == last.name
         (out / "screen_model.txt").write_text(last.name)
         cmd = [*VC, "evaluate", "--model", str(model), "--data", data, "--split", "val",
                "--max-pairs", str(pairs), "--systems", "converted,reconstruction", "--threads", "1",
                "--no-progress", "--out", str(out / "val_eval")]
-        if (out / "val_eval").exists():      # a new checkpoint: score afresh
+        if (out / "val_eval").exists() and not same:      # a new checkpoint: score afresh
             for f in (out / "val_eval").glob("*"):
                 if f.is_file():
                     f.unlink()
@@ -109,6 +112,7 @@ def row(config: Path, runs: Path) -> dict:
                                    else round(d[k]["mean"] * scale, 3 if scale == 1 else 1))
     return {"run": config.stem, "what": what_changed(config), "steps": meta.get("step"),
             "minutes": round(meta.get("wall_seconds", 0) / 60, 1),
+            "pairs": len((out / "val_eval" / "results.jsonl").read_text().splitlines()),
             "sim_tgt": get(conv, "sim_target"), "sim_src": get(conv, "sim_source"),
             "closer": get(conv, "target_closer", 100), "svar": get(conv, "svar", 100),
             "ecapa_sim_tgt": get(conv, "ecapa_sim_target"), "ecapa_sim_src": get(conv, "ecapa_sim_source"),
@@ -132,26 +136,29 @@ def capped_cer(report_dir: Path) -> float | None:
     return round(100 * sum(cers) / len(cers), 1) if cers else None
 
 
-def write_table(table: Path, new_rows: list[dict], pairs: int):
+def write_table(table: Path, new_rows: list[dict]):
     tsv = table.with_suffix(".tsv")
     rows = {}
     if tsv.is_file():
         with open(tsv, newline="") as f:
             rows = {r["run"]: r for r in csv.DictReader(f, delimiter="\t")}
+        for r in rows.values():          # rows from before the pairs column: every one scored 40
+            r["pairs"] = r.get("pairs") or 40
     rows.update({r["run"]: r for r in new_rows})
     table.parent.mkdir(parents=True, exist_ok=True)
     with open(tsv, "w", newline="") as f:
         w = csv.DictWriter(f, COLUMNS, delimiter="\t")
         w.writeheader()
         w.writerows(rows.values())
-    head = ("run", "what changed", "steps", "min", "sim tgt", "sim src", "closer %", "SVAR %",
+    head = ("run", "what changed", "steps", "min", "pairs", "sim tgt", "sim src", "closer %", "SVAR %",
             "ECAPA sim tgt", "ECAPA sim src", "ECAPA closer %", "ECAPA SVAR %", "CER %", "CER capped %",
             "recon CER %",
             "content spk-ID %", "DNSMOS")
-    lines = [f"# Screening on `val` ({pairs} seeded ordered pairs of val speakers, HiFi-GAN)", "",
+    lines = ["# Screening on `val` (seeded ordered pairs of val speakers, HiFi-GAN)", "",
              "Made by `scripts/screen.py` (its docstring says how). Resemblyzer columns first, then the "
              "ECAPA-TDNN verifier that training never uses. SVAR thresholds are calibrated on real val "
-             "utterances. With 40 pairs a share moves by about 8 points from noise alone.", "",
+             "utterances. `pairs`: how many of the 132 ordered pairs were scored (a seeded subset; "
+             "the 40 are among all 132). With 40 pairs a share moves by about 8 points from noise alone.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join("" if r.get(c) in (None, "None") else str(r[c]) for c in COLUMNS) + " |"
               for r in rows.values()]
@@ -175,7 +182,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     args.runs.mkdir(parents=True, exist_ok=True)
     if args.table_only:
-        write_table(args.table, [row(c, args.runs) for c in args.configs], args.pairs)
+        write_table(args.table, [row(c, args.runs) for c in args.configs])
         return
     if not args.skip_train:
         print(f"training {len(args.configs)} runs, {args.minutes} min each", flush=True)
@@ -183,7 +190,7 @@ def main(argv=None):
     if not args.skip_eval:
         print(f"scoring on {args.pairs} val pairs", flush=True)
         run_all(eval_jobs(args.configs, args.runs, args.data, args.pairs), args.parallel)
-        write_table(args.table, [row(c, args.runs) for c in args.configs], args.pairs)
+        write_table(args.table, [row(c, args.runs) for c in args.configs])
 
 
 if __name__ == "__main__":

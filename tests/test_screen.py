@@ -40,11 +40,33 @@ def test_rows_and_table(screen, tmp_path, tiny_checkpoint):
     assert row["what"] == "a changed" and row["sim_tgt"] == 0.7 and row["ecapa_closer"] == 75.0
     assert row["cer"] == 175.0 and row["cer_capped"] == 75.0          # the hallucination counts as 100 %
     assert row["cer_recon"] == 40.0 and row["content_spk_id"] == 25.0
+    assert row["pairs"] == 2                                           # what was scored, not what was asked
     table = tmp_path / "screening.md"
-    screen.write_table(table, [row, screen.row(b, runs)], pairs=2)
+    screen.write_table(table, [row, screen.row(b, runs)])
     fake_run(runs, "c", tiny_checkpoint, [0.1, 0.1], 0.9)
     a2 = screen.row(a, runs) | {"sim_tgt": 0.8}
-    screen.write_table(table, [a2], pairs=2)                          # replaces a's row, keeps b's
+    screen.write_table(table, [a2])                          # replaces a's row, keeps b's
     lines = [ln for ln in table.read_text().splitlines() if ln.startswith("| a ") or ln.startswith("| b ")]
     assert len(lines) == 2 and "| 0.8 |" in lines[0] and "ECAPA SVAR %" in table.read_text()
     assert table.with_suffix(".tsv").is_file()
+    # a table from before the pairs column: its rows were all scored on 40 pairs
+    tsv = table.with_suffix(".tsv")
+    head, *body = tsv.read_text().splitlines()
+    drop = head.split("\t").index("pairs")
+    tsv.write_text("\n".join("\t".join(c for i, c in enumerate(ln.split("\t")) if i != drop)
+                             for ln in (head, *body)) + "\n")
+    screen.write_table(table, [screen.row(b, runs)])
+    rows = {ln.split(" | ")[0]: ln.split(" | ") for ln in table.read_text().splitlines() if ln.startswith("| ")}
+    assert rows["| a"][4] == "40" and rows["| b"][4] == "2"
+
+
+def test_scores_are_kept_for_the_same_checkpoint_and_dropped_for_a_new_one(screen, tmp_path, tiny_checkpoint):
+    runs = tmp_path / "runs"
+    a = fake_run(runs, "a", tiny_checkpoint, [0.5, 0.5], 0.7)
+    scores = runs / "a" / "val_eval" / "results.jsonl"
+    (cmd, _), = screen.eval_jobs([a], runs, "manifest.tsv", 132)
+    assert scores.is_file() and cmd[cmd.index("--max-pairs") + 1] == "132"   # only the new pairs get scored
+    shutil.copy(tiny_checkpoint, runs / "a" / "ckpt_00000020.pt")
+    screen.eval_jobs([a], runs, "manifest.tsv", 132)
+    assert not scores.exists()                                             # another checkpoint: afresh
+    assert (runs / "a" / "screen_model.txt").read_text() == "ckpt_00000020.pt"
