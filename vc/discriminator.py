@@ -2,6 +2,10 @@
 over what it cannot predict, and averaged spectra lose the fine structure that makes a voice
 somebody's (MelGAN-VC and many others add such a critic next to the L1 loss).
 
+With ``speaker_dim``, the critic also hears whose voice a patch should be (a projection
+discriminator, Miyato & Koyama 2018): each patch's score adds the inner product of its features
+with a projection of a speaker vector (B, speaker_dim), so "real" means real *and* that voice.
+
 Shapes: (B, n_mels, T) log-mel -> (B, 1, n_mels / 8, T / 8) realness scores, one per patch, and
 the feature maps of every layer (for feature matching).
 """
@@ -14,7 +18,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 class MelPatchCritic(nn.Module):
-    def __init__(self, channels: int = 32, mel_mean: float = -5.0, mel_std: float = 2.5):
+    def __init__(self, channels: int = 32, mel_mean: float = -5.0, mel_std: float = 2.5, speaker_dim: int = 0):
         super().__init__()
         self.mel_mean, self.mel_std = mel_mean, mel_std
         c = channels
@@ -25,14 +29,19 @@ class MelPatchCritic(nn.Module):
             spectral_norm(nn.Conv2d(4 * c, 4 * c, 3, padding=1)),
         ])
         self.out = spectral_norm(nn.Conv2d(4 * c, 1, 3, padding=1))
+        self.speaker = spectral_norm(nn.Linear(speaker_dim, 4 * c)) if speaker_dim else None
 
-    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def forward(self, mel: torch.Tensor, speaker: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
         x = ((mel - self.mel_mean) / self.mel_std)[:, None]
         feats = []
         for layer in self.layers:
             x = F.leaky_relu(layer(x), 0.2)
             feats.append(x)
-        return self.out(x), feats
+        score = self.out(x)
+        if self.speaker is not None:     # + <patch features, projected voice>
+            voice = self.speaker(speaker.to(x.dtype))[:, :, None, None]
+            score = score + (x * voice).sum(1, keepdim=True)
+        return score, feats
 
 
 def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,9 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      the swap the features of the input segment, a content loss that weighs what carries words;
      ``detail_weight``: the reconstruction's differences along the mel axis match the input's
      (vc.losses.spectral_detail), and ``gan_weight``: a mel-patch critic (vc.discriminator),
-     both against over-smoothed output;
+     both against over-smoothed output; with ``gan_speaker`` the critic also hears whose voice
+     each output should be (the reference's Resemblyzer d-vector, the swap's target's), and a
+     real segment given another speaker's d-vector is one more fake for it;
   4. the adversary (``clf_steps`` updates) and the critic take their own steps. A warm start's
      adversary is fresh; ``clf_pretrain`` trains it alone first, so that it pushes from step 0.
 
@@ -94,6 +96,10 @@ class Run:
         if cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer":
             from .speaker_judge import ResemblyzerJudge
             self.judge = ResemblyzerJudge(self.mel_cfg).to(self.device)
+        self.voice_judge = None          # gan_speaker: Resemblyzer says whose voice each critic patch should be
+        if cfg.gan_speaker and cfg.gan_weight > 0:
+            from .speaker_judge import ResemblyzerJudge
+            self.voice_judge = self.judge or ResemblyzerJudge(self.mel_cfg).to(self.device)
         self.asr_judge = None
         if cfg.asr_weight > 0:
             from .asr_judge import WhisperJudge
@@ -107,7 +113,8 @@ class Run:
         torch.manual_seed(cfg.seed)
         self.model = VoiceConverter(self.model_cfg).to(self.device)
         self.clf = SpeakerClassifier(self.model_cfg, len(self.speakers)).to(self.device)
-        self.critic = discriminator.MelPatchCritic(mel_mean=self.model_cfg.mel_mean, mel_std=self.model_cfg.mel_std).to(self.device)
+        self.critic = discriminator.MelPatchCritic(mel_mean=self.model_cfg.mel_mean, mel_std=self.model_cfg.mel_std,
+                                                   speaker_dim=256 if self.voice_judge else 0).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.9))
         # training-only head: speaker vector -> Resemblyzer d-vector (distillation)
         self.dvec_head = torch.nn.Linear(self.model_cfg.speaker_dim, 256).to(self.device)
@@ -245,19 +252,25 @@ class Run:
             target = lookup(self.dvectors, batch.reference_paths).to(self.device)
             m["loss/dvector"] = d = losses.cosine_distance(self.dvec_head(out.speaker), target)
             loss = loss + cfg.dvector_weight * d
+        self._fakes = [out.recon.detach()] + ([out.swapped.detach()] if out.swapped is not None else [])
+        self._voices = [None] * len(self._fakes)
+        if self.voice_judge is not None:  # whose voice: the reference's d-vector; the swap's is its target's
+            with torch.no_grad(), self.autocast():
+                voice = self.voice_judge(ref).float()
+            self._voices = [voice, voice.roll(cfg.per_speaker, 0)][:len(self._fakes)]
         if cfg.gan_weight > 0:           # sharper spectra: the critic takes the outputs for real ones
             with self.autocast():
-                fake_scores, fake_feats = losses.frozen(self.critic, out.recon)
+                fake_scores, fake_feats = losses.frozen(self.critic, out.recon, self._voices[0])
                 with torch.no_grad():
-                    _, real_feats = self.critic(seg)
+                    _, real_feats = self.critic(seg, self._voices[0])
                 fm = discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
                 g = discriminator.generator_loss(fake_scores.float())
                 if out.swapped is not None:
-                    g = (g + discriminator.generator_loss(losses.frozen(self.critic, out.swapped)[0].float())) / 2
+                    g = (g + discriminator.generator_loss(
+                        losses.frozen(self.critic, out.swapped, self._voices[1])[0].float())) / 2
             m["loss/gan_generator"], m["loss/feature_matching"] = g, fm
             loss = loss + cfg.gan_weight * (g + fm)
         m["adversary/weight"] = lam
-        self._fakes = [out.recon.detach()] + ([out.swapped.detach()] if out.swapped is not None else [])
         return loss, out.content, spk, m
 
     def train_step(self, batch=None) -> dict:
@@ -286,9 +299,12 @@ class Run:
 
         # and the critic learns to tell real segments from the outputs
         if cfg.gan_weight > 0:
+            real_mel, fakes, voices = batch.segments.to(self.device), self._fakes, self._voices
+            if voices[0] is not None:    # a real segment heard as another speaker's voice is fake too
+                fakes, voices = [*fakes, real_mel], [*voices, voices[0].roll(cfg.per_speaker, 0)]
             with self.autocast():
-                real = self.critic_ddp(batch.segments.to(self.device))[0].float()
-                fake = self.critic_ddp(torch.cat(self._fakes))[0].float()
+                real = self.critic_ddp(real_mel, voices[0])[0].float()
+                fake = self.critic_ddp(torch.cat(fakes), None if voices[0] is None else torch.cat(voices))[0].float()
             crit_loss = discriminator.critic_loss(real, fake)
             self.critic_opt.zero_grad(set_to_none=True)
             crit_loss.backward()

@@ -50,6 +50,7 @@ class TrainConfig:
                                                 # axis (vc.losses.spectral_detail): keep the harmonics sharp
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
     gan_lr: float = 2e-4
+    gan_speaker: bool = False                   # the critic also hears whose voice: its patches conditioned on the reference's Resemblyzer d-vector (a real segment with another's counts as fake)
     split: str = "train"                        # the manifest split to train on
     val_per_speaker: int = 1                    # held-out utterances of speakers with >= 3
     seed: int = 0
