@@ -8,10 +8,16 @@ baseline) over the pairs both scored is printed with a 95 % percentile-bootstrap
 paired mean: pair-to-pair spread cancels, so a difference that two separate means with their own
 wide intervals hide can still show. CER is capped at 100 % per pair (one hallucinated transcript
 would otherwise move a 40-pair mean by 5 points). An interval that excludes 0 is marked '*'.
+
+``--by target`` (or ``source``) repeats the comparison within groups of pairs whose target (or
+source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
+under 16) apart. `val` has speechocean762 speakers only, `dev` half LibriSpeech: this is how a
+`val` gain can be seen to hold, or not, on the kinds of voices `val` lacks.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -58,6 +64,22 @@ def value(rec: dict, system: str, metric: str) -> float | None:
     return min(1.0, float(v)) if metric == "cer" else float(v)
 
 
+def speaker_groups(manifest: Path) -> dict[str, str]:
+    """{speaker: its kind}: the corpus, or 'child' for a speaker under 16 (the manifest's age)."""
+    with open(manifest, newline="") as f:
+        return {r["speaker"]: "child" if r.get("age", "").isdigit() and int(r["age"]) < 16 else r["corpus"]
+                for r in csv.DictReader(f, delimiter="\t")}
+
+
+def grouped(records: dict[str, dict], side: str, kinds: dict[str, str]) -> dict[str, dict[str, dict]]:
+    """{kind: {key: record}}: the pairs split by the kind of their ``side`` ('target' or 'source') speaker."""
+    out: dict[str, dict[str, dict]] = {}
+    for key, rec in records.items():
+        kind = kinds.get(rec.get("pair", {}).get(f"{side}_speaker"), "unknown")
+        out.setdefault(kind, {})[key] = rec
+    return out
+
+
 def paired(base: dict[str, dict], cand: dict[str, dict]) -> list[dict]:
     """One row per metric: n, baseline mean, candidate mean, mean difference and its interval."""
     rows = []
@@ -83,17 +105,32 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("baseline", type=Path)
     p.add_argument("candidates", type=Path, nargs="+")
+    p.add_argument("--by", choices=("target", "source"),
+                   help="also compare within the kinds of target (or source) speaker: corpus, children apart")
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "manifest.tsv",
+                   help="the manifest that says each speaker's corpus and age (for --by)")
     args = p.parse_args(argv)
+    if args.by and not args.data.is_file():
+        raise SystemExit(f"{args.data}: manifest not found (--by needs --data)")
     base = read_results(args.baseline)
+    kinds = speaker_groups(args.data) if args.by else {}
     for folder in args.candidates:
-        rows = paired(base, read_results(folder))
-        print(f"\n{folder} - {args.baseline} (paired)")
-        print(f"{'metric':36s} {'n':>4s} {'base':>8s} {'cand':>8s} {'diff':>8s}  95 % CI")
-        for r in rows:
-            ci = "" if r["ci95"] is None else f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
-            print(f"{r['metric']:36s} {r['n']:4d} {r['base']:8.3f} {r['cand']:8.3f} {r['diff']:+8.3f}  "
-                  f"{ci}{' *' if r['significant'] else ''}")
+        cand = read_results(folder)
+        show(paired(base, cand), f"{folder} - {args.baseline} (paired)")
+        if args.by:
+            base_groups, cand_groups = grouped(base, args.by, kinds), grouped(cand, args.by, kinds)
+            for kind in sorted(base_groups):
+                show(paired(base_groups[kind], cand_groups.get(kind, {})), f"  {args.by} speaker: {kind}")
     return 0
+
+
+def show(rows: list[dict], title: str):
+    print(f"\n{title}")
+    print(f"{'metric':36s} {'n':>4s} {'base':>8s} {'cand':>8s} {'diff':>8s}  95 % CI")
+    for r in rows:
+        ci = "" if r["ci95"] is None else f"[{r['ci95'][0]:+.3f}, {r['ci95'][1]:+.3f}]"
+        print(f"{r['metric']:36s} {r['n']:4d} {r['base']:8.3f} {r['cand']:8.3f} {r['diff']:+8.3f}  "
+              f"{ci}{' *' if r['significant'] else ''}")
 
 
 if __name__ == "__main__":

@@ -57,3 +57,34 @@ def test_ecapa_margin_is_target_minus_source_per_pair(compare, tmp_path):
     cand = folder("b", [(0.21 + i / 100, 0.14) for i in range(30)])
     margin = {r["metric"]: r for r in compare.paired(base, cand)}["ECAPA margin (target - source)"]
     assert margin["diff"] == pytest.approx(-0.03) and margin["significant"]
+
+
+def test_by_target_compares_within_kinds_of_speaker(compare, tmp_path, capsys):
+    """--by target: the pairs split by their target speaker's corpus, children apart (the
+    manifest's age); a gain on one kind and a loss on another both show."""
+    manifest = tmp_path / "manifest.tsv"
+    manifest.write_text("path\tspeaker\tcorpus\tsplit\tage\n"
+                        "a.flac\tso-1\tspeechocean762\tval\t30\n"
+                        "b.flac\tso-2\tspeechocean762\tval\t9\n"
+                        "c.flac\tlibri-3\tlibrispeech\tdev\t\n")
+    kinds = compare.speaker_groups(manifest)
+    assert kinds == {"so-1": "speechocean762", "so-2": "child", "libri-3": "librispeech"}
+
+    def folder(name, shift):
+        (tmp_path / name).mkdir()
+        recs = [{"key": f"{t}{i}", "pair": {"source_speaker": "so-1", "target_speaker": t},
+                 "systems": {"converted": {"sim_target": 0.5 + i / 100 + shift[t]}}}
+                for t in ("so-2", "libri-3") for i in range(20)]
+        (tmp_path / name / "results.jsonl").write_text("\n".join(map(json.dumps, recs)) + "\n")
+        return tmp_path / name
+    base = folder("a", {"so-2": 0.0, "libri-3": 0.0})
+    cand = folder("b", {"so-2": 0.05, "libri-3": -0.05})
+    groups = compare.grouped(compare.read_results(cand), "target", kinds)
+    assert sorted(groups) == ["child", "librispeech"] and len(groups["child"]) == 20
+    assert compare.main([str(base), str(cand), "--by", "target", "--data", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    child = out.split("target speaker: child")[1].split("target speaker:")[0]
+    libri = out.split("target speaker: librispeech")[1]
+    assert "+0.050" in child and "-0.050" in libri
+    with pytest.raises(SystemExit, match="manifest not found"):
+        compare.main([str(base), str(cand), "--by", "target", "--data", str(tmp_path / "none.tsv")])
