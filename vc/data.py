@@ -251,8 +251,9 @@ class SegmentSampler:
     speaker giving ``per_speaker`` consecutive items of the batch.
 
     Each item is a pair: a segment to reconstruct, and a *different* segment of the same speaker
-    (another utterance when the speaker has one) from which the speaker vector is computed, so
-    that the speaker vector cannot carry the words.
+    (another utterance when the speaker has one; else, where the utterance is long enough, a part
+    of it that does not overlap the segment) from which the speaker vector is computed, so that
+    the speaker vector cannot carry the words.
 
     ``features``: a :class:`vc.feature_store.FeatureStore` (or :class:`InMemoryFeatures`);
     ``indices``: its utterances to draw from (default all), in this order within each speaker.
@@ -280,12 +281,21 @@ class SegmentSampler:
     def feature(self, i: int) -> np.ndarray:
         return self.features.feature(i)
 
-    def _crop(self, i: int) -> np.ndarray:
+    def _crop(self, i: int, avoid: int | None = None) -> tuple[np.ndarray, int]:
+        """A random segment of utterance ``i`` -> (segment, its start); with ``avoid`` (another
+        segment's start) one that does not overlap that segment, where the utterance allows."""
         n, frames = self.segment_frames, int(self.features.frames[i])
         if frames < n:   # short clip: pad by repeating its edge
-            return np.pad(self.features.feature(i), ((0, 0), (0, n - frames)), mode="edge")
-        start = self.rng.integers(0, frames - n + 1)
-        return self.features.segment(i, int(start), n)
+            return np.pad(self.features.feature(i), ((0, 0), (0, n - frames)), mode="edge"), 0
+        # the starts of segments clear of [avoid, avoid + n): [0, avoid - n] and [avoid + n, frames - n]
+        left = 0 if avoid is None else max(0, avoid - n + 1)
+        right = 0 if avoid is None else max(0, frames - 2 * n - avoid + 1)
+        if left + right:
+            k = int(self.rng.integers(left + right))
+            start = k if k < left else avoid + n + (k - left)
+        else:            # no avoiding, or no room to
+            start = int(self.rng.integers(0, frames - n + 1))
+        return self.features.segment(i, start, n), start
 
     def batch(self, batch_size: int, per_speaker: int = 1) -> Batch:
         n_spk = min(max(1, batch_size // per_speaker), len(self.speakers))
@@ -296,8 +306,9 @@ class SegmentSampler:
             for _ in range(per_speaker):
                 a = self.rng.integers(len(utts))
                 b = (a + self.rng.integers(1, len(utts))) % len(utts) if len(utts) > 1 else a
-                segs.append(self._crop(utts[a]))
-                refs.append(self._crop(utts[b]))
+                seg, start = self._crop(utts[a])
+                segs.append(seg)
+                refs.append(self._crop(utts[b], avoid=start if b == a else None)[0])
                 idx.append(i)
                 ref_paths.append(self.features.paths[utts[b]])
         return Batch(torch.from_numpy(np.stack(segs)), torch.from_numpy(np.stack(refs)),
