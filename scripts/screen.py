@@ -86,9 +86,10 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
         out = runs / config.stem
         last = sorted(out.glob("ckpt_*.pt"))[-1]
         model = out / "screen_model.pt"
-        subprocess.run([*VC, "export", str(last), "-o", str(model)], check=True, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
         same = (out / "screen_model.txt").is_file() and (out / "screen_model.txt").read_text().strip() == last.name
+        if not (same and model.is_file()):   # an export is not byte-identical (torch.save), so keep the scored one
+            subprocess.run([*VC, "export", str(last), "-o", str(model)], check=True, cwd=ROOT,
+                           stdout=subprocess.DEVNULL)
         (out / "screen_model.txt").write_text(last.name)
         cmd = [*VC, "evaluate", "--model", str(model), "--data", data, "--split", "val",
                "--max-pairs", str(pairs), "--systems", "converted,reconstruction", "--threads", "1",

@@ -64,8 +64,15 @@ def test_scores_are_kept_for_the_same_checkpoint_and_dropped_for_a_new_one(scree
     runs = tmp_path / "runs"
     a = fake_run(runs, "a", tiny_checkpoint, [0.5, 0.5], 0.7)
     scores = runs / "a" / "val_eval" / "results.jsonl"
+    scores_text = scores.read_text()
+    (runs / "a" / "screen_model.txt").unlink()                             # never scored: export afresh
+    model = runs / "a" / "screen_model.pt"
+    (cmd, _), = screen.eval_jobs([a], runs, "manifest.tsv", 40)
+    scored = model.read_bytes()
+    (runs / "a" / "val_eval" / "results.jsonl").write_text(scores_text)
     (cmd, _), = screen.eval_jobs([a], runs, "manifest.tsv", 132)
     assert scores.is_file() and cmd[cmd.index("--max-pairs") + 1] == "132"   # only the new pairs get scored
+    assert model.read_bytes() == scored      # the very file scored (evaluate refuses another model's scores)
     shutil.copy(tiny_checkpoint, runs / "a" / "ckpt_00000020.pt")
     screen.eval_jobs([a], runs, "manifest.tsv", 132)
     assert not scores.exists()                                             # another checkpoint: afresh
