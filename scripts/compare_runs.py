@@ -11,8 +11,9 @@ would otherwise move a 40-pair mean by 5 points). An interval that excludes 0 is
 
 ``--by target`` (or ``source``) repeats the comparison within groups of pairs whose target (or
 source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
-under 16) apart. `val` has speechocean762 speakers only, `dev` half LibriSpeech: this is how a
-`val` gain can be seen to hold, or not, on the kinds of voices `val` lacks.
+under 15: speechocean762's are 6-14) apart. `val` has speechocean762 speakers only, half of them
+children; `dev` is half LibriSpeech and has no child: this is how a `val` gain can be seen to
+hold, or not, on the kinds of voices `val` lacks.
 """
 from __future__ import annotations
 
@@ -65,9 +66,9 @@ def value(rec: dict, system: str, metric: str) -> float | None:
 
 
 def speaker_groups(manifest: Path) -> dict[str, str]:
-    """{speaker: its kind}: the corpus, or 'child' for a speaker under 16 (the manifest's age)."""
+    """{speaker: its kind}: the corpus, or 'child' for a speaker under 15 (the manifest's age)."""
     with open(manifest, newline="") as f:
-        return {r["speaker"]: "child" if r.get("age", "").isdigit() and int(r["age"]) < 16 else r["corpus"]
+        return {r["speaker"]: "child" if r.get("age", "").isdigit() and int(r["age"]) < 15 else r["corpus"]
                 for r in csv.DictReader(f, delimiter="\t")}
 
 
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
     p.add_argument("baseline", type=Path)
     p.add_argument("candidates", type=Path, nargs="+")
     p.add_argument("--by", choices=("target", "source"),
-                   help="also compare within the kinds of target (or source) speaker: corpus, children apart")
+                   help="also compare within the kinds of target (or source) speaker: corpus, children (under 15) apart")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "manifest.tsv",
                    help="the manifest that says each speaker's corpus and age (for --by)")
     args = p.parse_args(argv)

@@ -60,11 +60,11 @@ def test_ecapa_margin_is_target_minus_source_per_pair(compare, tmp_path):
 
 
 def test_by_target_compares_within_kinds_of_speaker(compare, tmp_path, capsys):
-    """--by target: the pairs split by their target speaker's corpus, children apart (the
-    manifest's age); a gain on one kind and a loss on another both show."""
+    """--by target: the pairs split by their target speaker's corpus, children (under 15, the
+    manifest's age) apart; a gain on one kind and a loss on another both show."""
     manifest = tmp_path / "manifest.tsv"
     manifest.write_text("path\tspeaker\tcorpus\tsplit\tage\n"
-                        "a.flac\tso-1\tspeechocean762\tval\t30\n"
+                        "a.flac\tso-1\tspeechocean762\tval\t15\n"
                         "b.flac\tso-2\tspeechocean762\tval\t9\n"
                         "c.flac\tlibri-3\tlibrispeech\tdev\t\n")
     kinds = compare.speaker_groups(manifest)
