@@ -92,14 +92,16 @@ class Run:
         self.batches = StepBatches(self.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed, self.rank,
                                    cfg.warp, cfg.tilt_db, cfg.voice_warp)
         self.dvectors = None
-        self.judge = None
-        if cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer":
+        # one frozen Resemblyzer for who hears the swap's voice (cycle_speaker) and whose voice each
+        # critic patch should be (gan_speaker)
+        swap_judge = cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer"
+        voice_critic = cfg.gan_speaker and cfg.gan_weight > 0
+        resemblyzer = None
+        if swap_judge or voice_critic:
             from .speaker_judge import ResemblyzerJudge
-            self.judge = ResemblyzerJudge(self.mel_cfg).to(self.device)
-        self.voice_judge = None          # gan_speaker: Resemblyzer says whose voice each critic patch should be
-        if cfg.gan_speaker and cfg.gan_weight > 0:
-            from .speaker_judge import ResemblyzerJudge
-            self.voice_judge = self.judge or ResemblyzerJudge(self.mel_cfg).to(self.device)
+            resemblyzer = ResemblyzerJudge(self.mel_cfg).to(self.device)
+        self.judge = resemblyzer if swap_judge else None
+        self.voice_judge = resemblyzer if voice_critic else None
         self.asr_judge = None
         if cfg.asr_weight > 0:
             from .asr_judge import WhisperJudge
