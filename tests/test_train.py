@@ -138,6 +138,21 @@ def test_warm_start_copies_matching_weights(tree, tmp_path):
     assert new["content_encoder.out.weight"][TINY["content_dim"]:].abs().sum() > 0
 
 
+def test_warm_start_into_a_post_net_changes_nothing_until_it_learns(tree, tmp_path):
+    first = Run(tiny_config(tmp_path), tree, tmp_path / "plain", progress=False).train(3)
+    run = Run(tiny_config(tmp_path, model=dict(TINY, post_blocks=2), lr=1e-3,
+                          init_from=str(tmp_path / "plain" / "ckpt_00000003.pt")),
+              tree, tmp_path / "post", progress=False)
+    mel = torch.randn(2, TINY.get("n_mels", 80), 64)
+    first.model.eval(), run.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(first.model(mel, mel)[0], run.model(mel, mel)[0], atol=1e-5)
+    assert run.model.decoder.post_out.weight.abs().sum() == 0
+    run.model.train()
+    run.train_step()
+    assert run.model.decoder.post_out.weight.abs().sum() > 0     # the post-net is learning
+
+
 # -- the model options of default model v2: each one lowers its own objective in one real step,
 #    and its training state survives a checkpoint --------------------------------------------
 OPTIONS = {
@@ -151,6 +166,7 @@ OPTIONS = {
     "gan_speaker": dict(gan_weight=1.0, gan_speaker=True, cycle_content=1.0),
     "spectral_detail": dict(detail_weight=1.0),
     "voice_warp": dict(voice_warp=0.2),
+    "post_blocks": dict(model=dict(TINY, post_blocks=2)),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
 }
@@ -176,7 +192,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     expected = "loss/asr" if option.startswith("asr") else {
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "spectral_detail": "loss/spectral_detail",
-        "voice_warp": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
+        "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     step = run.train_step()
     # the step saw that very batch (the critic's spectral norm refines its estimate at every call)

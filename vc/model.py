@@ -32,6 +32,8 @@ class ModelConfig:
     kernel: int = 5
     strides: tuple = (2, 2)      # time downsampling of the content code (here 4x: ~21 codes/s)
     blocks_per_stage: int = 1    # residual blocks per time resolution
+    post_blocks: int = 0         # AdaIN residual blocks at full frame rate whose output is added to
+                                 # the decoder's mel (a speaker-aware post-net; 0 = none)
     classifier_channels: int = 256
     content_noise: float = 0.0   # std of Gaussian noise on the (unit-variance) content code in training
     mel_mean: float = -5.0       # fixed input scaling of log-mels
@@ -156,7 +158,11 @@ class SpeakerEncoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """(B, content_dim, T / D) and (B, speaker_dim) -> (B, n_mels, T)."""
+    """(B, content_dim, T / D) and (B, speaker_dim) -> (B, n_mels, T).
+
+    With ``post_blocks`` > 0, more AdaIN blocks run at full frame rate on the last hidden
+    features and add a correction to the mel. Its output layer starts at zero, so a decoder
+    warm-started from one without them first computes exactly what that one did."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -170,6 +176,10 @@ class Decoder(nn.Module):
             self.stages.append(nn.ModuleList([conv(C, C, K)] + [ResBlock(C, K, "adain", cfg.speaker_dim)
                                                                 for _ in range(cfg.blocks_per_stage)]))
         self.out = nn.Conv1d(C, cfg.n_mels, 1)
+        self.post = nn.ModuleList([ResBlock(C, K, "adain", cfg.speaker_dim) for _ in range(cfg.post_blocks)])
+        if cfg.post_blocks:
+            self.post_out = nn.Conv1d(C, cfg.n_mels, 1)
+            nn.init.zeros_(self.post_out.weight), nn.init.zeros_(self.post_out.bias)
 
     def forward(self, content: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
         x = F.leaky_relu(self.inp(content), 0.2)
@@ -179,7 +189,12 @@ class Decoder(nn.Module):
             x = F.leaky_relu(stage[0](F.interpolate(x, scale_factor=s, mode="nearest")), 0.2)
             for block in stage[1:]:
                 x = block(x, spk)
-        return self.out(x)
+        mel = self.out(x)
+        if self.post:
+            for block in self.post:
+                x = block(x, spk)
+            mel = mel + self.post_out(x)
+        return mel
 
 
 class SpeakerClassifier(nn.Module):
