@@ -138,6 +138,16 @@ def test_warm_start_copies_matching_weights(tree, tmp_path):
     assert new["content_encoder.out.weight"][TINY["content_dim"]:].abs().sum() > 0
 
 
+def test_warm_start_can_leave_a_module_fresh(tree, tmp_path):
+    first = Run(tiny_config(tmp_path), tree, tmp_path / "first", progress=False).train(3)
+    run = Run(tiny_config(tmp_path, init_fresh=["speaker_encoder"], seed=1,
+                          init_from=str(tmp_path / "first" / "ckpt_00000003.pt")),
+              tree, tmp_path / "second", progress=False)
+    old, new = first.model.state_dict(), run.model.state_dict()
+    for k in old:
+        assert torch.equal(old[k], new[k]) != k.startswith("speaker_encoder."), k
+
+
 def test_warm_start_into_a_post_net_changes_nothing_until_it_learns(tree, tmp_path):
     first = Run(tiny_config(tmp_path), tree, tmp_path / "plain", progress=False).train(3)
     run = Run(tiny_config(tmp_path, model=dict(TINY, post_blocks=2), lr=1e-3,

@@ -96,9 +96,11 @@ class RunCheckpoints:
         """Copy the weights of ``path`` whose names and shapes match (fine-tuning); a tensor that
         grew (a wider content code) gets the old one in its leading slice, with the new input
         channels zeroed, so the widened network starts out computing what the old one did.
-        The others keep their fresh initialisation. Optimisers start fresh."""
+        The others, and the modules named in ``init_fresh``, keep their fresh initialisation.
+        Optimisers start fresh."""
         r = self.run
-        theirs = read_checkpoint(path)["model"]
+        fresh = tuple(f"{m}." for m in r.cfg.init_fresh)
+        theirs = {k: v for k, v in read_checkpoint(path)["model"].items() if not k.startswith(fresh)}
         mine = r.model.state_dict()
         same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
         grown = {k: widened(v, mine[k]) for k, v in theirs.items()

@@ -67,6 +67,7 @@ class TrainConfig:
     store_dtype: str = "float32"                # the feature store's numbers (vc.feature_store): or "float16" (half the disk and page cache)
     num_workers: int = 0                        # loader processes drawing batches ahead of the step (0: drawn in the training process)
     init_from: str = ""                         # warm start: copy every same-shaped weight of this checkpoint
+    init_fresh: list = field(default_factory=list)  # ... except these modules (name prefixes, e.g. speaker_encoder): they start fresh
 
     @classmethod
     def from_yaml(cls, path) -> "TrainConfig":
