@@ -146,6 +146,9 @@ def test_warm_start_can_leave_a_module_fresh(tree, tmp_path):
     old, new = first.model.state_dict(), run.model.state_dict()
     for k in old:
         assert torch.equal(old[k], new[k]) != k.startswith("speaker_encoder."), k
+    with pytest.raises(ValueError, match="no module speaker_encodr"):     # a misspelt name is refused
+        Run(tiny_config(tmp_path, init_fresh=["speaker_encodr"], init_from=str(tmp_path / "first" / "ckpt_00000003.pt")),
+            tree, tmp_path / "third", progress=False)
 
 
 def test_warm_start_into_a_post_net_changes_nothing_until_it_learns(tree, tmp_path):

@@ -100,7 +100,11 @@ class RunCheckpoints:
         Optimisers start fresh."""
         r = self.run
         fresh = tuple(f"{m}." for m in r.cfg.init_fresh)
-        theirs = {k: v for k, v in read_checkpoint(path)["model"].items() if not k.startswith(fresh)}
+        theirs = read_checkpoint(path)["model"]
+        unknown = [m for m in fresh if not any(k.startswith(m) for k in theirs)]
+        if unknown:
+            raise ValueError(f"init_fresh: {path} has no module {', '.join(m[:-1] for m in unknown)}")
+        theirs = {k: v for k, v in theirs.items() if not k.startswith(fresh)}
         mine = r.model.state_dict()
         same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
         grown = {k: widened(v, mine[k]) for k, v in theirs.items()
