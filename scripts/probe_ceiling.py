@@ -29,6 +29,7 @@ from vc.audio import load_audio                    # noqa: E402
 from vc.convert import load                        # noqa: E402
 from vc.data import find_utterances                # noqa: E402
 from vc.evaluate import ecapa, speaker             # noqa: E402
+from vc.evaluate.report import bootstrap_ci       # noqa: E402
 
 
 def blur(x: torch.Tensor, width: int, dim: int) -> torch.Tensor:
@@ -71,7 +72,7 @@ def main(argv=None) -> int:
     by_speaker: dict[str, list[str]] = {}
     for u in find_utterances(args.data, args.split):
         by_speaker.setdefault(u.speaker, []).append(u.path)
-    embed = lambda wav: ecapa.embed(soxr.resample(wav, sr, 16000).astype(np.float32))   # noqa: E731
+    embed = lambda wav: ecapa.embed(soxr.resample(wav, sr, speaker.SAMPLE_RATE).astype(np.float32))   # noqa: E731
     sims: dict[str, list[float]] = {}
     for spk, paths in tqdm(sorted(by_speaker.items()), desc="speakers"):
         if len(paths) < 2:
@@ -88,13 +89,11 @@ def main(argv=None) -> int:
     print(f"\nECAPA similarity to another real utterance of the same speaker ({n} speakers of '{args.split}', "
           f"model {args.model or 'default'}); paired differences with 95 % bootstrap intervals:\n\n"
           "| mel vocoded | mean | minus the reconstruction | minus the real |\n|---|---|---|---|")
-    rng = np.random.default_rng(0)
-    idx = [rng.integers(0, n, n) for _ in range(2000)]
     recon, real = np.array(sims["reconstruction"]), np.array(sims["real (vocoder resynthesis)"])
 
     def diff(d):
-        boot = [d[i].mean() for i in idx]
-        return f"{d.mean():+.3f} [{np.percentile(boot, 2.5):+.3f}, {np.percentile(boot, 97.5):+.3f}]"
+        lo, hi = bootstrap_ci(d) or (0.0, 0.0)
+        return f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
     for name, x in sims.items():
         x = np.array(x)
         print(f"| {name} | {x.mean():.3f} | {diff(x - recon)} | {diff(x - real)} |")
