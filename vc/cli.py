@@ -38,6 +38,10 @@ def add_model_options(p: argparse.ArgumentParser, vocoder: bool = True):
         p.add_argument("--vocoder", choices=("hifigan", "griffinlim"), default="hifigan",
                        help="hifigan: natural (default); griffinlim: no neural vocoder, robotic but fast")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps ...")
+    p.add_argument("--strength", type=float, metavar="S",
+                   help="how far the voice moves from the source's: the decoder gets source + S * "
+                        "(target - source) of their speaker vectors; 1 = the target's own vector, more "
+                        "pushes further from the source (default: the model's own, see MODEL_CARD.md)")
 
 
 def add_conversion_options(p: argparse.ArgumentParser):
@@ -61,10 +65,21 @@ def _set_threads():
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
+def check_strength_option(args):
+    """--strength, if given, from 0 to vc.convert.MAX_STRENGTH (UsageError)."""
+    from .convert import check_strength
+    if getattr(args, "strength", None) is not None:
+        try:
+            check_strength(args.strength)
+        except ValueError as e:
+            raise UsageError(f"--{e}") from None
+
+
 def check_model_options(args):
     """Every option of a conversion command, before the model is loaded (one line, exit 2)."""
     from .convert import check_device
     check_device(args.device)
+    check_strength_option(args)
     if hasattr(args, "max_minutes"):
         max_seconds(args)
     if args.model and not Path(args.model).is_file():
@@ -86,7 +101,7 @@ def cmd_convert(args) -> int:
     check_model_options(args)
     check_output(args.output, inputs=(args.source, args.target))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
-                   max_seconds=max_seconds(args))
+                   max_seconds=max_seconds(args), strength=args.strength)
     warn_not_speech(conv, args, (args.source, args.target))
     out = conv.convert_file(args.source, args.target, args.output)
     print(f"wrote {out}  ({args.source}'s words in {args.target}'s voice)")
@@ -104,7 +119,7 @@ def cmd_swap(args) -> int:
     for name in (name_ab, name_ba):
         check_output(out / name, inputs=(args.a, args.b))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
-                   max_seconds=max_seconds(args))
+                   max_seconds=max_seconds(args), strength=args.strength)
     warn_not_speech(conv, args, (args.a, args.b))
     ab, ba = conv.swap(args.a, args.b)
     for name, wav, what in ((name_ab, ab, f"{args.a}'s words in {args.b}'s voice"),

@@ -7,6 +7,12 @@
 
 Inputs may be paths or waveforms (1-D float32 at ``converter.sample_rate``); paths are checked
 by vc.audio (bad input raises vc.audio.AudioError with a one-line message).
+
+Conversion strength: the decoder gets source + strength * (target - source), the speaker vectors
+of the source clip and of the target clip. 1 is the target's own vector; above 1 moves the voice
+further from the source's, which makes up for the source voice that the content code still
+carries. A model may set its own default (``meta["strength"]`` of the checkpoint; MODEL_CARD.md
+says how it was chosen); ``vc.load(strength=...)`` and ``--strength`` override it.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from .model import VoiceConverter
 from .vocoder import CHUNK_FRAMES, get_vocoder, resolve_precision, vocode_chunked
 
 DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "default.pt"
+MAX_STRENGTH = 3.0
 
 
 class NoModelError(RuntimeError):
@@ -121,7 +128,7 @@ class Converter:
 
     def __init__(self, model: VoiceConverter, mel_cfg: MelConfig = MelConfig(), vocoder: str = "hifigan",
                  device: str = "cpu", max_seconds: float = MAX_SECONDS, meta: dict | None = None,
-                 precision: str = "auto", chunk_frames: int = CHUNK_FRAMES):
+                 precision: str = "auto", chunk_frames: int = CHUNK_FRAMES, strength: float | None = None):
         self.model, self.mel_cfg, self.device = model.to(device).eval(), mel_cfg, torch.device(device)
         self.vocoder_name = vocoder
         self.precision = resolve_precision(precision, self.device)
@@ -129,6 +136,7 @@ class Converter:
         self.max_seconds = max_seconds
         self.chunk_frames = chunk_frames
         self.meta = meta or {}
+        self.strength = check_strength(self.meta.get("strength", 1.0) if strength is None else strength)
         self.timings = Timings()
 
     @property
@@ -180,9 +188,12 @@ class Converter:
     # -- conversions -------------------------------------------------------------------------
     @torch.inference_mode()
     def convert_mel(self, source: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
-        """(n_mels, T) content + (speaker_dim,) voice -> (n_mels, T)."""
+        """(n_mels, T) content + (speaker_dim,) voice -> (n_mels, T). With ``strength`` s != 1 the
+        decoder gets source + s * (speaker - source), source being the source's own vector."""
         t = time.perf_counter()
         code = self.model.encode(source)
+        if self.strength != 1.0:
+            speaker = code.speaker[0] + self.strength * (speaker - code.speaker[0])
         out = self.model.decode(code.with_speaker(speaker[None]))[0]
         self.timings.add("model", time.perf_counter() - t)
         return out
@@ -222,6 +233,18 @@ class Converter:
                   if isinstance(x, (str, os.PathLike))]
         check_output(out, inputs)
         return save_audio(out, self.convert(source, target), self.sample_rate, out_rate=out_rate)
+
+
+def check_strength(strength) -> float:
+    """The conversion strength, checked: a number from 0 (the source's own voice) to MAX_STRENGTH."""
+    try:
+        s = float(strength)
+    except (TypeError, ValueError):
+        raise ValueError(f"strength {strength!r}: give a number from 0 to {MAX_STRENGTH:g}") from None
+    if not 0.0 <= s <= MAX_STRENGTH:
+        raise ValueError(f"strength {s:g}: give a number from 0 to {MAX_STRENGTH:g} "
+                         "(1 = the target's own speaker vector)")
+    return s
 
 
 def swap_names(a, b, ext: str = ".wav") -> tuple[str, str]:

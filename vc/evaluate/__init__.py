@@ -109,7 +109,7 @@ def run(args) -> int:
 
     import vc
 
-    from ..cli import UsageError
+    from ..cli import UsageError, check_strength_option
     from ..convert import DEFAULT_MODEL
     from ..data import find_utterances
     from ..files import file_sha1
@@ -121,6 +121,7 @@ def run(args) -> int:
     if args.threads < 1:
         raise UsageError("--threads must be 1 or more")
     systems = parse_systems(args.systems)
+    check_strength_option(args)
     shard = parse_shard(args.shard) if args.shard else None
     torch.set_num_threads(args.threads)
     if args.data:
@@ -134,11 +135,11 @@ def run(args) -> int:
         pairs_from = str(args.pairs)
     pairs = pairs_mod.subset(all_pairs, args.max_pairs, seed=args.seed)
     check_scorers()
-    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device)
+    conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, strength=args.strength)
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     model_sha1 = file_sha1(model_path)
     out = Path(args.out)
-    runner.check_signature(out, {"model_sha1": model_sha1, "vocoder": args.vocoder})
+    runner.check_signature(out, {"model_sha1": model_sha1, "vocoder": args.vocoder, "strength": conv.strength})
     progress = not args.no_progress
     print(f"evaluating {len(pairs)} of {len(all_pairs)} pairs -> {out}", file=sys.stderr)
 
@@ -164,7 +165,7 @@ def run(args) -> int:
     calibration["unreadable"] = problems
     calibrations = {"resemblyzer": calibration, "ecapa": {**calibrate(ecapa_embeddings), "unreadable": problems}}
     probe = probes.speaker_probes(feats, speakers) if feats else {"skipped": "no labelled utterances"}
-    meta = {"model": str(model_path), "model_sha1": model_sha1, "vocoder": args.vocoder,
+    meta = {"model": str(model_path), "model_sha1": model_sha1, "vocoder": args.vocoder, "strength": conv.strength,
             "precision": getattr(conv, "precision", "fp32"),
             "device": args.device, "pairs_from": pairs_from, "pairs_available": len(all_pairs),
             "max_pairs": args.max_pairs, "threads": torch.get_num_threads(), "systems": systems,

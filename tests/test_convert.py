@@ -1,0 +1,96 @@
+"""vc.convert: the conversion strength (source + s * (target - source) of the speaker vectors)."""
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import tiny_model, write_wav
+from vc.checkpoint import save_checkpoint
+from vc.cli import main
+from vc.convert import MAX_STRENGTH, load
+from vc.features import MelConfig
+
+
+@pytest.fixture
+def mels(tiny_checkpoint, wav_a, wav_b):
+    conv = load(tiny_checkpoint, vocoder="griffinlim")
+    return conv, conv.mel(conv.load(wav_a)), conv.mel(conv.load(wav_b))
+
+
+def decode_with(conv, source, speaker):
+    return conv.model.decode(conv.model.encode(source).with_speaker(speaker[None]))[0]
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.5, 1.0, 1.5, MAX_STRENGTH])
+def test_strength_moves_the_vector_along_source_to_target(mels, strength):
+    conv, src, tgt = mels
+    conv.strength = strength
+    with torch.inference_mode():
+        v_s, v_t = conv.model.embed_speaker(src)[0], conv.model.embed_speaker(tgt)[0]
+        out = conv.convert_mel(src, v_t)
+        expected = decode_with(conv, src, v_s + strength * (v_t - v_s))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_strength_0_is_the_reconstruction_and_1_the_plain_conversion(mels):
+    conv, src, tgt = mels
+    with torch.inference_mode():
+        v_s, v_t = conv.model.embed_speaker(src)[0], conv.model.embed_speaker(tgt)[0]
+        conv.strength = 0.0
+        torch.testing.assert_close(conv.convert_mel(src, v_t), decode_with(conv, src, v_s), rtol=1e-5, atol=1e-5)
+        conv.strength = 1.0
+        plain = conv.convert_mel(src, v_t)
+        torch.testing.assert_close(plain, decode_with(conv, src, v_t), rtol=0, atol=0)
+        conv.strength = 2.0
+        assert (conv.convert_mel(src, v_t) - plain).abs().max() > 1e-3      # it does change the output
+
+
+def test_a_model_carries_its_default_strength_and_load_overrides_it(tmp_path):
+    path = tmp_path / "strong.pt"
+    save_checkpoint(path, tiny_model(), MelConfig(), meta={"strength": 1.5})
+    assert load(path, vocoder="griffinlim").strength == 1.5
+    assert load(path, vocoder="griffinlim", strength=1.0).strength == 1.0
+    plain = tmp_path / "plain.pt"
+    save_checkpoint(plain, tiny_model(), MelConfig(), meta={})
+    assert load(plain, vocoder="griffinlim").strength == 1.0
+
+
+@pytest.mark.parametrize("bad", [-0.1, MAX_STRENGTH + 0.5, float("nan"), "strong"])
+def test_bad_strength_is_refused(tiny_checkpoint, bad):
+    with pytest.raises(ValueError, match="strength"):
+        load(tiny_checkpoint, vocoder="griffinlim", strength=bad)
+
+
+@pytest.mark.parametrize("command", ["convert", "swap", "batch"])
+def test_bad_strength_option_is_one_line_before_any_work(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys, command):
+    out = tmp_path / "out"
+    argv = {"convert": ["convert", str(wav_a), str(wav_b), "-o", str(out / "o.wav")],
+            "swap": ["swap", str(wav_a), str(wav_b), "-o", str(out)],
+            "batch": ["batch", "--sources", str(wav_a.parent), "--target", str(wav_b), "-o", str(out)]}[command]
+    assert main(argv + ["--model", str(tiny_checkpoint), "--vocoder", "griffinlim", "--strength", "7"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--strength 7: give a number from 0 to 3" in err, err
+    assert not out.exists() or not any(out.rglob("*.wav"))
+
+
+def test_strength_option_changes_what_convert_writes(tmp_path, tiny_checkpoint, wav_a, wav_b):
+    written = {}
+    for s in ("1", "2"):
+        out = tmp_path / f"s{s}.wav"
+        assert main(["convert", str(wav_a), str(wav_b), "-o", str(out), "--model", str(tiny_checkpoint),
+                     "--vocoder", "griffinlim", "--strength", s]) == 0
+        written[s], _ = sf.read(str(out))
+    assert written["1"].shape == written["2"].shape and abs(written["1"] - written["2"]).max() > 1e-4
+
+
+def test_batch_passes_the_strength_to_its_workers(tmp_path, tiny_checkpoint, wav_b):
+    src = write_wav(tmp_path / "in" / "x.wav", 1.0, 16000, f0=150, seed=3)
+    written = {}
+    for s in ("1", "2"):
+        out = tmp_path / f"out{s}"
+        assert main(["batch", "--sources", str(src.parent), "--target", str(wav_b), "-o", str(out),
+                     "--model", str(tiny_checkpoint), "--vocoder", "griffinlim", "--workers", "1",
+                     "--threads", "1", "--strength", s]) == 0
+        written[s], _ = sf.read(str(out / "x.wav"))
+    assert abs(written["1"] - written["2"]).max() > 1e-4
