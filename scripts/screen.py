@@ -15,6 +15,9 @@ For each config (its file name is the run's name; a `# what: ...` first line say
      the conversions and of the model's own reconstruction, and speaker ID from content codes.
 --skip-train scores what the runs hold now; --skip-eval only trains; --table-only rewrites the
 table from the scores the runs already have.
+Inference-only variants: a config with `score_only: CKPT` (relative to the config's folder) is not
+trained; that checkpoint is scored as it is. `strength: S` in any config is passed to `vc evaluate
+--strength` (vc.convert: source + S * (target - source) of the speaker vectors), never to training.
 """
 from __future__ import annotations
 
@@ -64,10 +67,19 @@ def run_all(jobs: list[tuple[list[str], Path]], parallel: int):
         raise SystemExit(f"failed: {', '.join(map(str, failed))} (see the logs)")
 
 
+def score_only(config: Path) -> Path | None:
+    """The checkpoint an inference-only config scores as it is, or None (a config to train)."""
+    path = (yaml.safe_load(config.read_text()) or {}).get("score_only")
+    return (config.parent / path).resolve() if path else None
+
+
 def train_jobs(configs, runs: Path, data: str, minutes: float):
     jobs = []
     for config in configs:
         cfg = yaml.safe_load(config.read_text())
+        if cfg.get("score_only"):
+            continue
+        cfg.pop("strength", None)           # an inference setting (vc evaluate --strength)
         cfg.update(max_minutes=minutes, threads=1)
         out = runs / config.stem
         out.mkdir(parents=True, exist_ok=True)
@@ -84,16 +96,24 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
     jobs = []
     for config in configs:
         out = runs / config.stem
-        last = sorted(out.glob("ckpt_*.pt"))[-1]
-        model = out / "screen_model.pt"
-        same = (out / "screen_model.txt").is_file() and (out / "screen_model.txt").read_text().strip() == last.name
-        if not (same and model.is_file()):   # an export is not byte-identical (torch.save), so keep the scored one
-            subprocess.run([*VC, "export", str(last), "-o", str(model)], check=True, cwd=ROOT,
-                           stdout=subprocess.DEVNULL)
-        (out / "screen_model.txt").write_text(last.name)
+        strength = (yaml.safe_load(config.read_text()) or {}).get("strength")
+        fixed = score_only(config)
+        if fixed:
+            out.mkdir(parents=True, exist_ok=True)
+            model, same = fixed, True
+        else:
+            last = sorted(out.glob("ckpt_*.pt"))[-1]
+            model = out / "screen_model.pt"
+            same = (out / "screen_model.txt").is_file() and (out / "screen_model.txt").read_text().strip() == last.name
+            if not (same and model.is_file()):   # an export is not byte-identical (torch.save), so keep the scored one
+                subprocess.run([*VC, "export", str(last), "-o", str(model)], check=True, cwd=ROOT,
+                               stdout=subprocess.DEVNULL)
+            (out / "screen_model.txt").write_text(last.name)
         cmd = [*VC, "evaluate", "--model", str(model), "--data", data, "--split", "val",
                "--max-pairs", str(pairs), "--systems", "converted,reconstruction", "--threads", "1",
                "--no-progress", "--out", str(out / "val_eval")]
+        if strength is not None:
+            cmd += ["--strength", str(strength)]
         if (out / "val_eval").exists() and not same:      # a new checkpoint: score afresh
             for f in (out / "val_eval").glob("*"):
                 if f.is_file():
@@ -106,9 +126,9 @@ def row(config: Path, runs: Path) -> dict:
     out = runs / config.stem
     rep = json.loads((out / "val_eval" / "report.json").read_text())
     conv, recon = rep["systems"]["converted"], rep["systems"].get("reconstruction", {})
-    ckpt = (out / "screen_model.txt").read_text().strip()
+    ckpt = score_only(config) or out / (out / "screen_model.txt").read_text().strip()
     import torch
-    meta = torch.load(out / ckpt, map_location="cpu", weights_only=True)["meta"]
+    meta = torch.load(ckpt, map_location="cpu", weights_only=True)["meta"]
     get = lambda d, k, scale=1.0: (None if d.get(k, {}).get("mean") is None  # noqa: E731
                                    else round(d[k]["mean"] * scale, 3 if scale == 1 else 1))
     return {"run": config.stem, "what": what_changed(config), "steps": meta.get("step"),

@@ -77,3 +77,19 @@ def test_scores_are_kept_for_the_same_checkpoint_and_dropped_for_a_new_one(scree
     screen.eval_jobs([a], runs, "manifest.tsv", 132)
     assert not scores.exists()                                             # another checkpoint: afresh
     assert (runs / "a" / "screen_model.txt").read_text() == "ckpt_00000020.pt"
+
+
+def test_an_inference_only_config_is_scored_as_it_is_with_its_strength(screen, tmp_path, tiny_checkpoint):
+    runs = tmp_path / "runs"
+    config = tmp_path / "v_s15.yaml"
+    shutil.copy(tiny_checkpoint, tmp_path / "model.pt")
+    config.write_text("# what: the model as it is, strength 1.5\nscore_only: model.pt\nstrength: 1.5\n")
+    assert screen.train_jobs([config], runs, "manifest.tsv", 10) == []          # nothing to train
+    (cmd, _), = screen.eval_jobs([config], runs, "manifest.tsv", 40)
+    assert cmd[cmd.index("--model") + 1] == str((tmp_path / "model.pt").resolve())
+    assert cmd[cmd.index("--strength") + 1] == "1.5"
+    assert not (runs / "v_s15" / "screen_model.pt").exists()                    # no export of a copy
+    trained = tmp_path / "t.yaml"
+    trained.write_text("steps: 10\nstrength: 2.0\n")
+    (cmd, _), = screen.train_jobs([trained], runs, "manifest.tsv", 10)
+    assert "strength" not in (runs / "t.config.yaml").read_text()               # never a training key
