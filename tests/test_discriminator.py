@@ -30,3 +30,11 @@ def test_speaker_aware_critic_learns_to_tell_a_voice_from_another():
     assert (own > other + 0.5).all()
     plain = MelPatchCritic(channels=8)
     assert plain.speaker is None and critic.speaker is not None
+
+
+def test_time_stride_1_scores_every_frame():
+    mel = torch.randn(2, 80, 64) - 5
+    coarse, _ = MelPatchCritic()(mel)
+    fine, feats = MelPatchCritic(time_stride=1)(mel)
+    assert coarse.shape == (2, 1, 10, 8) and fine.shape == (2, 1, 10, 64)
+    assert all(f.shape[-1] == 64 for f in feats)

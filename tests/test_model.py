@@ -72,3 +72,18 @@ def test_training_forward_and_adversary_shapes():
 def test_bad_shape_is_refused():
     with pytest.raises(ValueError, match="mel"):
         tiny_model().encode(torch.randn(2, 40, 10))
+
+
+def test_swap_strength_extrapolates_the_swap_vector_only():
+    model = tiny_model().train()
+    mel = torch.randn(4, 80, 64) - 5
+    ref = torch.randn(4, 80, 64) - 5
+    torch.manual_seed(0)
+    plain = model(mel, ref, swap_shift=1)
+    torch.manual_seed(0)
+    strong = model(mel, ref, swap_shift=1, swap_strength=2.0)
+    torch.testing.assert_close(strong.recon, plain.recon)           # the reconstruction is untouched
+    assert (strong.swapped - plain.swapped).abs().max() > 1e-4
+    # u = 1 for every item is the plain swap: an upper bound of 1 changes nothing
+    torch.manual_seed(0)
+    torch.testing.assert_close(model(mel, ref, swap_shift=1, swap_strength=1.0).swapped, plain.swapped)

@@ -6,8 +6,8 @@ With ``speaker_dim``, the critic also hears whose voice a patch should be (a pro
 discriminator, Miyato & Koyama 2018): each patch's score adds the inner product of its features
 with a projection of a speaker vector (B, speaker_dim), so "real" means real *and* that voice.
 
-Shapes: (B, n_mels, T) log-mel -> (B, 1, n_mels / 8, T / 8) realness scores, one per patch, and
-the feature maps of every layer (for feature matching).
+Shapes: (B, n_mels, T) log-mel -> (B, 1, n_mels / 8, T / 8) realness scores, one per patch
+(T / 1 with ``time_stride`` 1), and the feature maps of every layer (for feature matching).
 """
 from __future__ import annotations
 
@@ -18,14 +18,18 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 class MelPatchCritic(nn.Module):
-    def __init__(self, channels: int = 32, mel_mean: float = -5.0, mel_std: float = 2.5, speaker_dim: int = 0):
+    """``time_stride`` 1 keeps every frame: one score per frame and 8 mel bands, each seeing ~9
+    frames (~100 ms), for detail in time that the 8 x 8 patches average over."""
+
+    def __init__(self, channels: int = 32, mel_mean: float = -5.0, mel_std: float = 2.5, speaker_dim: int = 0,
+                 time_stride: int = 2):
         super().__init__()
         self.mel_mean, self.mel_std = mel_mean, mel_std
-        c = channels
+        c, st = channels, (2, time_stride)
         self.layers = nn.ModuleList([
-            spectral_norm(nn.Conv2d(1, c, 3, stride=2, padding=1)),
-            spectral_norm(nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)),
-            spectral_norm(nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1)),
+            spectral_norm(nn.Conv2d(1, c, 3, stride=st, padding=1)),
+            spectral_norm(nn.Conv2d(c, 2 * c, 3, stride=st, padding=1)),
+            spectral_norm(nn.Conv2d(2 * c, 4 * c, 3, stride=st, padding=1)),
             spectral_norm(nn.Conv2d(4 * c, 4 * c, 3, padding=1)),
         ])
         self.out = spectral_norm(nn.Conv2d(4 * c, 1, 3, padding=1))

@@ -268,10 +268,12 @@ class VoiceConverter(nn.Module):
         ab, ba = self.decode(ca.with_speaker(cb.speaker)), self.decode(cb.with_speaker(ca.speaker))
         return (ab[0], ba[0]) if a.dim() == 2 else (ab, ba)
 
-    def forward(self, content_mel: torch.Tensor, speaker_mel: torch.Tensor, swap_shift: int = 0) -> "TrainOutput":
+    def forward(self, content_mel: torch.Tensor, speaker_mel: torch.Tensor, swap_shift: int = 0,
+                swap_strength: float = 1.0) -> "TrainOutput":
         """Training pass: the content of ``content_mel`` with the speaker of ``speaker_mel``.
         With ``swap_shift`` > 0 also decodes each content code with the speaker vector of the item
-        ``swap_shift`` places further in the batch (a conversion, for the cycle losses)."""
+        ``swap_shift`` places further in the batch (a conversion, for the cycle losses); with
+        ``swap_strength`` s > 1, with own + u * (other - own), u uniform in [1, s] per item."""
         x = self._pad(self._batched(content_mel))
         content = self.content_encoder(x)
         if self.training and self.cfg.content_noise > 0:
@@ -281,7 +283,11 @@ class VoiceConverter(nn.Module):
         out = self.decoder(content, spk)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         swapped = None
         if swap_shift:
-            swapped = self.decoder(content, spk.roll(swap_shift, 0))[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+            other = spk.roll(swap_shift, 0)
+            if swap_strength != 1.0:
+                u = torch.empty(spk.shape[0], 1, device=spk.device).uniform_(1.0, swap_strength)
+                other = spk + u.to(spk.dtype) * (other - spk)
+            swapped = self.decoder(content, other)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         return TrainOutput(out, content, spk, swapped)
 
 

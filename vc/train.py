@@ -116,7 +116,8 @@ class Run:
         self.model = VoiceConverter(self.model_cfg).to(self.device)
         self.clf = SpeakerClassifier(self.model_cfg, len(self.speakers)).to(self.device)
         self.critic = discriminator.MelPatchCritic(mel_mean=self.model_cfg.mel_mean, mel_std=self.model_cfg.mel_std,
-                                                   speaker_dim=256 if self.voice_judge else 0).to(self.device)
+                                                   speaker_dim=256 if self.voice_judge else 0,
+                                                   time_stride=cfg.gan_time_stride).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.9))
         # training-only head: speaker vector -> Resemblyzer d-vector (distillation)
         self.dvec_head = torch.nn.Linear(self.model_cfg.speaker_dim, 256).to(self.device)
@@ -209,7 +210,8 @@ class Run:
         seg, ref, spk = (t.to(self.device) for t in batch[:3])
         cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
         with self.autocast():
-            out = self.ae(self.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0)
+            out = self.ae(self.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
+                          swap_strength=cfg.swap_strength)
         out = type(out)(*(None if t is None else t.float() for t in out))
         lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
         rec = losses.reconstruction(out.recon, seg)

@@ -50,6 +50,10 @@ class TrainConfig:
                                                 # axis (vc.losses.spectral_detail): keep the harmonics sharp
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
     gan_lr: float = 2e-4
+    gan_time_stride: int = 2                    # the critic's stride in time: 2 (8 x 8 patches) or 1 (every frame)
+    swap_strength: float = 1.0                  # the swap decodes with source + s * (other - source) of the
+                                                # speaker vectors, s uniform in [1, swap_strength] per item
+                                                # (> 1: trains the conversions that vc.convert's strength makes)
     gan_speaker: bool = False                   # the critic also hears whose voice: its patches conditioned on the reference's Resemblyzer d-vector (a real segment with another's counts as fake)
     split: str = "train"                        # the manifest split to train on
     val_per_speaker: int = 1                    # held-out utterances of speakers with >= 3
