@@ -318,3 +318,41 @@ def test_page_warns_next_to_a_clip_that_is_not_speech(tmp_path, example_clips):
         assert ids["warn-b"] in hides[0]["outputs"]                      # a new clip B hides it
     finally:
         app.close()
+
+
+@pytest.mark.parametrize("strength", [1.0, 1.5])
+def test_page_swap_applies_the_strength_as_the_command_line_does(tiny_checkpoint, wav_a, wav_b, strength):
+    from vc.convert import load
+    conv = load(tiny_checkpoint, vocoder="griffinlim", strength=strength)
+    ab, ba, _ = demo.swap_clips(conv, str(wav_a), str(wav_b))
+    ab2, ba2 = conv.swap(str(wav_a), str(wav_b))
+    np.testing.assert_allclose(ab, ab2, atol=1e-4)
+    np.testing.assert_allclose(ba, ba2, atol=1e-4)
+
+
+def test_page_strength_changes_the_output_and_a_bad_one_is_refused(tiny_checkpoint, wav_a, wav_b):
+    app = demo.build_app([tiny_checkpoint], max_seconds=10, default_vocoder="griffinlim")
+    try:
+        run = lambda s: _page_swap(app)(str(wav_a), str(wav_b), "griffinlim", None, True, s,  # noqa: E731
+                                        progress=lambda *x, **k: None)
+        plain, strong = run(1.0), run(2.0)
+        a1, a2 = sf.read(plain[0])[0], sf.read(strong[0])[0]
+        assert a1.shape == a2.shape and np.abs(a1 - a2).max() > 1e-4
+        assert _config(app, "strength")["props"]["value"] == 1.0
+        bad = run(9.0)
+        assert bad[:4] == (None, None, None, None) and bad[6].visible and "strength 9" in bad[6].value
+    finally:
+        app.close()
+
+
+def test_the_slider_starts_at_the_models_own_strength(tmp_path):
+    from conftest import tiny_model
+    from vc.checkpoint import save_checkpoint
+    from vc.features import MelConfig
+    path = tmp_path / "strong.pt"
+    save_checkpoint(path, tiny_model(), MelConfig(), meta={"strength": 1.25})
+    app = demo.build_app([path], max_seconds=10, default_vocoder="griffinlim")
+    try:
+        assert _config(app, "strength")["props"]["value"] == 1.25
+    finally:
+        app.close()

@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .audio import AudioError, match_loudness, save_audio
-from .convert import Converter, Timings, swap_names
+from .convert import Converter, Timings, check_strength, swap_names
 from .demo_live import add_live_tab, live_routes
 from .page import (EXAMPLES, NO_MODEL, VOCODER_CHOICES, Refusal, get_converter, load_converter, messages,
                    model_choices, not_speech, pick_model, set_threads, warning_box)
@@ -92,8 +92,9 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
     with torch.inference_mode():
         t = time.perf_counter()
         ca, cb = conv.model.encode(ma), conv.model.encode(mb)
-        mab = conv.model.decode(ca.with_speaker(cb.speaker))[0]   # A's content, B's voice
-        mba = conv.model.decode(cb.with_speaker(ca.speaker))[0]
+        s = conv.strength                # source + s * (target - source), as Converter.convert_mel
+        mab = conv.model.decode(ca.with_speaker(ca.speaker + s * (cb.speaker - ca.speaker)))[0]   # A's content, B's voice
+        mba = conv.model.decode(cb.with_speaker(cb.speaker + s * (ca.speaker - cb.speaker)))[0]
         conv.timings.add("model", time.perf_counter() - t)
     ab, ba = vocode_both(conv, mab, mba, progress)
     if match_input_loudness:
@@ -104,6 +105,17 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
                     code=tuple(x[0].cpu().numpy() for x in (ca.content, cb.content, ca.speaker, cb.speaker)),
                     hop_seconds=hop, code_seconds=hop * conv.model.cfg.downsample)
     return ab, ba, pictures
+
+
+def default_strength(models: dict[str, Path]) -> float:
+    """The first model's own conversion strength (its checkpoint's meta; 1 without one or a model)."""
+    if not models:
+        return 1.0
+    from .checkpoint import read_checkpoint
+    try:
+        return check_strength(read_checkpoint(next(iter(models.values()))).get("meta", {}).get("strength", 1.0))
+    except Exception:               # an unreadable model is refused when it is used, not here
+        return 1.0
 
 
 def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float = 30,
@@ -133,16 +145,23 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                           f"(the limit is {max_upload_mb:g} MB)", which)
         return path
 
-    def convert(clip_a, clip_b, vocoder, model, match_input_loudness, progress):
+    def convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, progress):
         """A's words in B's voice and B's words in A's voice -> (A->B wav, B->A wav, seconds per
         step, pictures for the next step). Every failure is a Refusal: one line, and the clip
-        it is about."""
+        it is about. ``strength``: vc.convert's (None: the model's own)."""
         model = pick_model(models, model)
         a, b = check_clip(clip_a, "A"), check_clip(clip_b, "B")
+        if strength is not None:
+            try:
+                strength = check_strength(strength)
+            except ValueError as e:
+                raise Refusal(str(e)) from None
         t0 = time.perf_counter()
         progress(0.0, desc="loading the model")
         conv = copy.copy(load_converter(models, model, vocoder, max_seconds))
-        conv.timings = Timings()    # per-call timings: the shared Converter is never written to
+        conv.timings = Timings()    # per-call timings and strength: the shared Converter is never written to
+        if strength is not None:
+            conv.strength = strength
         progress(0.1, desc="reading the clips")
         try:
             ab, ba, pictures = swap_clips(conv, a, b, match_input_loudness, progress)
@@ -171,21 +190,21 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         stages["audio_seconds"] = round((ab.size + ba.size) / conv.sample_rate, 2)
         return str(out_ab), str(out_ba), stages, dict(pictures, folder=str(folder), warnings=warnings)
 
-    def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True,
+    def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None,
              progress=gr.Progress()):
         """The API (/swap): both conversions, or gr.Error with the page's one-line message."""
         try:
-            return convert(clip_a, clip_b, vocoder, model, match_input_loudness, progress)
+            return convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, progress)
         except Refusal as r:
             log.info("refused: %s", r)
             raise fail(str(r)) from None
 
-    def swap_on_page(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True,
+    def swap_on_page(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None,
                      progress=gr.Progress()):
         """The button: like the API, but a refusal stays on the page next to the clip it is about
         (or under the button) until the input changes, instead of a toast that fades."""
         try:
-            results = convert(clip_a, clip_b, vocoder, model, match_input_loudness, progress)
+            results = convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, progress)
             return (*results, *messages(None), *(warning_box(results[3]["warnings"][w]) for w in "AB"))
         except Refusal as r:
             log.info("refused: %s", r)
@@ -230,6 +249,10 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                     model = gr.Dropdown(list(models), value=next(iter(models), None), label="Model",
                                         visible=len(models) > 1)
                     loudness = gr.Checkbox(value=True, label="Match the loudness of each output to its input")
+                    strength = gr.Slider(0.0, 2.0, value=default_strength(models), step=0.05, elem_id="strength",
+                                         label="Voice strength: 1 = the other's speaker vector; more moves "
+                                               "further from the speaker's own voice, and costs words and "
+                                               "quality (README: Conversion strength)")
                 button = gr.Button("Swap voices", variant="primary", elem_id="swap")
                 error = gr.HTML(visible=False, elem_id="error")          # a refusal about no clip in particular
                 api_button = gr.Button(visible=False)                    # only a trigger for the /swap API
@@ -249,7 +272,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
             add_live_tab(models, model, default_vocoder=default_vocoder, max_seconds=max_seconds,
                          concurrency=concurrency)
         pictures = gr.State()
-        inputs = [clip_a, clip_b, vocoder, model, loudness]
+        inputs = [clip_a, clip_b, vocoder, model, loudness, strength]
         # one progress indicator (the timings box), not one per output
         button.click(swap_on_page, inputs, [out_ab, out_ba, timings, pictures, error_a, error_b, error, warn_a, warn_b],
                      show_progress_on=[timings], api_visibility="private") \
@@ -261,7 +284,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                       api_visibility="private")
         clip_b.change(lambda: (hide, hide, hide), None, [error_b, error, warn_b], show_progress="hidden",
                       api_visibility="private")
-        for option in (vocoder, model, loudness):
+        for option in (vocoder, model, loudness, strength):
             option.change(lambda: hide, None, error, show_progress="hidden", api_visibility="private")
     app.queue(default_concurrency_limit=concurrency, max_size=64)
     return app
