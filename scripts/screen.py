@@ -133,7 +133,7 @@ def row(config: Path, runs: Path) -> dict:
                                    else round(d[k]["mean"] * scale, 3 if scale == 1 else 1))
     return {"run": config.stem, "what": what_changed(config), "steps": meta.get("step"),
             "minutes": round(meta.get("wall_seconds", 0) / 60, 1),
-            "pairs": len((out / "val_eval" / "results.jsonl").read_text().splitlines()),
+            "pairs": len(scored(out / "val_eval")),
             "sim_tgt": get(conv, "sim_target"), "sim_src": get(conv, "sim_source"),
             "closer": get(conv, "target_closer", 100), "svar": get(conv, "svar", 100),
             "ecapa_sim_tgt": get(conv, "ecapa_sim_target"), "ecapa_sim_src": get(conv, "ecapa_sim_source"),
@@ -145,12 +145,22 @@ def row(config: Path, runs: Path) -> dict:
             "dnsmos": get(conv, "dnsmos")}
 
 
+def scored(report_dir: Path) -> dict[str, dict]:
+    """{pair key: record} of every scored pair: results.jsonl and the files of `--shard` runs."""
+    records = {}
+    for f in sorted(report_dir.glob("results*.jsonl")):
+        for line in f.read_text().splitlines():
+            if line.strip():
+                rec = json.loads(line)
+                records[rec["key"]] = rec
+    return records
+
+
 def capped_cer(report_dir: Path) -> float | None:
     """Mean CER of the conversions with each pair's CER capped at 100 %: one hallucinated
     transcript (CER 300 %) otherwise moves a 40-pair mean by 5 points."""
     cers = []
-    for line in (report_dir / "results.jsonl").read_text().splitlines():
-        rec = json.loads(line)
+    for rec in scored(report_dir).values():
         cer = rec.get("systems", {}).get("converted", {}).get("cer")
         if cer is not None:
             cers.append(min(1.0, cer))

@@ -60,6 +60,18 @@ def test_rows_and_table(screen, tmp_path, tiny_checkpoint):
     assert rows["| a"][4] == "40" and rows["| b"][4] == "2"
 
 
+def test_pairs_scored_in_shards_count_once(screen, tmp_path, tiny_checkpoint):
+    runs = tmp_path / "runs"
+    a = fake_run(runs, "a", tiny_checkpoint, [0.5, 3.0], 0.7)
+    ev = runs / "a" / "val_eval"
+    lines = (ev / "results.jsonl").read_text().splitlines()
+    (ev / "results.jsonl").unlink()
+    (ev / "results.shard-0-of-2.jsonl").write_text(lines[0] + "\n")
+    (ev / "results.shard-1-of-2.jsonl").write_text(lines[1] + "\n" + lines[0] + "\n")   # a repeat counts once
+    row = screen.row(a, runs)
+    assert row["pairs"] == 2 and row["cer_capped"] == 75.0
+
+
 def test_scores_are_kept_for_the_same_checkpoint_and_dropped_for_a_new_one(screen, tmp_path, tiny_checkpoint):
     runs = tmp_path / "runs"
     a = fake_run(runs, "a", tiny_checkpoint, [0.5, 0.5], 0.7)
