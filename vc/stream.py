@@ -126,10 +126,9 @@ class Live:
         window = self.mel_in[:, start - self.mel0:]                   # (n_mels, ready - start)
         with torch.inference_mode():
             code = self.conv.model.encode(window)
-            speaker = self.speaker[None]
-            if self.conv.strength != 1.0:        # as Converter.convert_mel, from the window's own voice
-                speaker = code.speaker + self.conv.strength * (speaker - code.speaker)
-            out = self.conv.model.decode(code.with_speaker(speaker))[0]   # (n_mels, ready - start)
+            # the target's own vector (strength 1): a per-window source vector changes the voice
+            # from window to window (clicks at the seams, measured by tests/test_stream.py)
+            out = self.conv.model.decode(code.with_speaker(self.speaker[None]))[0]   # (n_mels, ready - start)
         new = out[:, self.done - start: end - start]
         self.mel_out = new if self.mel_out is None else torch.cat([self.mel_out, new], dim=1)
 
