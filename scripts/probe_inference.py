@@ -38,11 +38,13 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vc import dvectors                                    # noqa: E402
 from vc.audio import load_audio                            # noqa: E402
+from vc.augment import warp_voice as warp                  # noqa: E402
 from vc.convert import load                                # noqa: E402
 from vc.data import build_cache, cache_path, find_utterances, load_cached   # noqa: E402
 from vc.evaluate import ecapa, speaker                     # noqa: E402
 from vc.evaluate.pairs import by_speaker, corpus_pairs, subset   # noqa: E402
 from vc.evaluate.report import bootstrap_ci                # noqa: E402
+from vc.model import toward                                # noqa: E402
 
 
 def speaker_bank(conv, utts, cache_dir, per_speaker: int, with_dvectors: bool):
@@ -66,15 +68,6 @@ def nearest_mean(query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, 
     """Mean of ``values`` rows whose ``keys`` are the k nearest to ``query`` by cosine."""
     sims = F.cosine_similarity(keys, query[None], dim=1)
     return values[sims.topk(k).indices].mean(0)
-
-
-def warp(mel: torch.Tensor, ratio: float) -> torch.Tensor:
-    """(n_mels, T) stretched (> 1: harmonics and formants up) along the mel axis; bins past the top
-    repeat the top bin, as vc.augment.new_voices does."""
-    M, T = mel.shape
-    m = max(2, round(M * ratio))
-    w = F.interpolate(mel[None, None], size=(m, T), mode="bilinear", align_corners=False)[0, 0]
-    return w[:M] if m >= M else torch.cat([w, w[-1:].expand(M - m, T)])
 
 
 def long_term_spectrum(mel: torch.Tensor) -> torch.Tensor:
@@ -124,9 +117,7 @@ def main(argv=None) -> int:
         with torch.inference_mode():
             m_src, m_tgt = conv.mel(src), conv.mel(tgt)
             v_s, v_t = conv.model.embed_speaker(m_src)[0], conv.model.embed_speaker(m_tgt)[0]
-            variants = {"own": v_t,
-                        "extrap 1.5": v_s + 1.5 * (v_t - v_s),
-                        "extrap 2": v_s + 2.0 * (v_t - v_s)}
+            variants = {"own": v_t, "extrap 1.5": toward(v_s, v_t, 1.5), "extrap 2": toward(v_s, v_t, 2.0)}
             for k in (1, 5):
                 variants[f"knn-own {k}"] = nearest_mean(v_t, bank, bank, k)
             variants["blend own + knn-own 5"] = 0.5 * (v_t + variants["knn-own 5"])

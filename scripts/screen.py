@@ -33,6 +33,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vc.evaluate.runner import read_all_results  # noqa: E402  (results.jsonl and --shard files)
 VC = [sys.executable, "-m", "vc"]
 COLUMNS = ["run", "what", "steps", "minutes", "pairs", "sim_tgt", "sim_src", "closer", "svar",
            "ecapa_sim_tgt", "ecapa_sim_src", "ecapa_closer", "ecapa_svar", "cer", "cer_capped", "cer_recon",
@@ -133,7 +136,7 @@ def row(config: Path, runs: Path) -> dict:
                                    else round(d[k]["mean"] * scale, 3 if scale == 1 else 1))
     return {"run": config.stem, "what": what_changed(config), "steps": meta.get("step"),
             "minutes": round(meta.get("wall_seconds", 0) / 60, 1),
-            "pairs": len(scored(out / "val_eval")),
+            "pairs": len(read_all_results(out / "val_eval")),
             "sim_tgt": get(conv, "sim_target"), "sim_src": get(conv, "sim_source"),
             "closer": get(conv, "target_closer", 100), "svar": get(conv, "svar", 100),
             "ecapa_sim_tgt": get(conv, "ecapa_sim_target"), "ecapa_sim_src": get(conv, "ecapa_sim_source"),
@@ -145,22 +148,11 @@ def row(config: Path, runs: Path) -> dict:
             "dnsmos": get(conv, "dnsmos")}
 
 
-def scored(report_dir: Path) -> dict[str, dict]:
-    """{pair key: record} of every scored pair: results.jsonl and the files of `--shard` runs."""
-    records = {}
-    for f in sorted(report_dir.glob("results*.jsonl")):
-        for line in f.read_text().splitlines():
-            if line.strip():
-                rec = json.loads(line)
-                records[rec["key"]] = rec
-    return records
-
-
 def capped_cer(report_dir: Path) -> float | None:
     """Mean CER of the conversions with each pair's CER capped at 100 %: one hallucinated
     transcript (CER 300 %) otherwise moves a 40-pair mean by 5 points."""
     cers = []
-    for rec in scored(report_dir).values():
+    for rec in read_all_results(report_dir).values():
         cer = rec.get("systems", {}).get("converted", {}).get("cer")
         if cer is not None:
             cers.append(min(1.0, cer))

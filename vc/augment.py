@@ -37,21 +37,24 @@ def frequency_warp(mel: torch.Tensor, low: float = 0.85, high: float = 1.15,
     return out
 
 
+def warp_voice(mel: torch.Tensor, ratio: float) -> torch.Tensor:
+    """One (n_mels, T) log-mel stretched along the mel axis by ``ratio`` (> 1 moves harmonics and
+    formants up). Squeezed, its empty top bins repeat its top bin, as a real voice's band would go
+    on, not the floor of :func:`frequency_warp`."""
+    M, T = mel.shape
+    m = max(2, round(M * ratio))
+    w = F.interpolate(mel[None, None], size=(m, T), mode="bilinear", align_corners=False)[0, 0]
+    return w[:M] if m >= M else torch.cat([w, w[-1:].expand(M - m, T)])
+
+
 def new_voices(segments: torch.Tensor, references: torch.Tensor, spread: float):
     """Pseudo-speakers: item i's segment and reference, both (B, n_mels, T), warped along the mel
-    axis by one random ratio in [1 - spread, 1 + spread] (ratio > 1 moves harmonics and formants
-    up). A squeezed item's empty top bins repeat its top bin, as a real voice's band would go on,
-    not the floor of :func:`frequency_warp`. -> (segments, references), same shapes."""
+    axis by one random ratio in [1 - spread, 1 + spread] (:func:`warp_voice`).
+    -> (segments, references), same shapes."""
     ratios = torch.empty(segments.shape[0]).uniform_(1 - spread, 1 + spread).tolist()
 
     def warp(mel):
-        M, T = mel.shape[1:]
-        out = torch.empty_like(mel)
-        for i, r in enumerate(ratios):
-            m = max(2, round(M * r))
-            w = F.interpolate(mel[i:i + 1, None], size=(m, T), mode="bilinear", align_corners=False)[0, 0]
-            out[i] = w[:M] if m >= M else torch.cat([w, w[-1:].expand(M - m, T)])
-        return out
+        return torch.stack([warp_voice(x, r) for x, r in zip(mel, ratios)])
     return warp(segments), warp(references)
 
 

@@ -27,7 +27,7 @@ import torch
 from .audio import MAX_SECONDS, check_output, check_waveform, load_audio, match_loudness, save_audio
 from .checkpoint import load_model
 from .features import MelConfig, mel_spectrogram
-from .model import VoiceConverter
+from .model import VoiceConverter, toward
 from .vocoder import CHUNK_FRAMES, get_vocoder, resolve_precision, vocode_chunked
 
 DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "default.pt"
@@ -193,7 +193,7 @@ class Converter:
         t = time.perf_counter()
         code = self.model.encode(source)
         if self.strength != 1.0:
-            speaker = code.speaker[0] + self.strength * (speaker - code.speaker[0])
+            speaker = toward(code.speaker[0], speaker, self.strength)
         out = self.model.decode(code.with_speaker(speaker[None]))[0]
         self.timings.add("model", time.perf_counter() - t)
         return out

@@ -29,6 +29,7 @@ from pathlib import Path
 from .audio import AudioError, match_loudness, save_audio
 from .convert import Converter, Timings, check_strength, swap_names
 from .demo_live import add_live_tab, live_routes
+from .model import toward
 from .page import (EXAMPLES, NO_MODEL, VOCODER_CHOICES, Refusal, get_converter, load_converter, messages,
                    model_choices, not_speech, pick_model, set_threads, warning_box)
 
@@ -92,9 +93,9 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
     with torch.inference_mode():
         t = time.perf_counter()
         ca, cb = conv.model.encode(ma), conv.model.encode(mb)
-        s = conv.strength                # source + s * (target - source), as Converter.convert_mel
-        mab = conv.model.decode(ca.with_speaker(ca.speaker + s * (cb.speaker - ca.speaker)))[0]   # A's content, B's voice
-        mba = conv.model.decode(cb.with_speaker(cb.speaker + s * (ca.speaker - cb.speaker)))[0]
+        s = conv.strength                # as Converter.convert_mel
+        mab = conv.model.decode(ca.with_speaker(toward(ca.speaker, cb.speaker, s)))[0]   # A's content, B's voice
+        mba = conv.model.decode(cb.with_speaker(toward(cb.speaker, ca.speaker, s)))[0]
         conv.timings.add("model", time.perf_counter() - t)
     ab, ba = vocode_both(conv, mab, mba, progress)
     if match_input_loudness:

@@ -66,6 +66,12 @@ class Code:
         return replace(self, speaker=speaker)
 
 
+def toward(own: torch.Tensor, other: torch.Tensor, strength) -> torch.Tensor:
+    """own + strength * (other - own) of speaker vectors: 1 gives ``other``, more goes past it
+    (away from ``own``). ``strength`` a number or a tensor that broadcasts, e.g. (B, 1)."""
+    return own + strength * (other - own)
+
+
 def conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv1d:
     return nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2)
 
@@ -286,7 +292,7 @@ class VoiceConverter(nn.Module):
             other = spk.roll(swap_shift, 0)
             if swap_strength != 1.0:
                 u = torch.empty(spk.shape[0], 1, device=spk.device).uniform_(1.0, swap_strength)
-                other = spk + u.to(spk.dtype) * (other - spk)
+                other = toward(spk, other, u.to(spk.dtype))
             swapped = self.decoder(content, other)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         return TrainOutput(out, content, spk, swapped)
 
