@@ -138,6 +138,21 @@ def test_warm_start_copies_matching_weights(tree, tmp_path):
     assert new["content_encoder.out.weight"][TINY["content_dim"]:].abs().sum() > 0
 
 
+def test_warm_start_into_wider_channels_keeps_the_function(tree, tmp_path):
+    first = Run(tiny_config(tmp_path), tree, tmp_path / "first", progress=False).train(3)
+    run = Run(tiny_config(tmp_path, model=dict(TINY, channels=TINY["channels"] + 8),
+                          init_from=str(tmp_path / "first" / "ckpt_00000003.pt")),
+              tree, tmp_path / "wide", progress=False)
+    mel = torch.randn(2, TINY.get("n_mels", 80), 64)
+    first.model.eval(), run.model.eval()
+    with torch.no_grad():      # encoder, AdaIN decoder and all: the same output until it learns
+        assert torch.allclose(first.model(mel, mel)[0], run.model(mel, mel)[0], atol=1e-5)
+    run.model.train()
+    before = run.model.decoder.out.weight[:, TINY["channels"]:].abs().sum()
+    run.train_step()
+    assert before == 0 and run.model.decoder.out.weight[:, TINY["channels"]:].abs().sum() > 0
+
+
 def test_warm_start_can_leave_a_module_fresh(tree, tmp_path):
     first = Run(tiny_config(tmp_path), tree, tmp_path / "first", progress=False).train(3)
     run = Run(tiny_config(tmp_path, init_fresh=["speaker_encoder"], seed=1,

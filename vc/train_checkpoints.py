@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .model import AdaIN
 
 
 def checkpoints(run_dir: Path) -> list[Path]:
@@ -94,8 +95,9 @@ class RunCheckpoints:
 
     def warm_start(self, path):
         """Copy the weights of ``path`` whose names and shapes match (fine-tuning); a tensor that
-        grew (a wider content code) gets the old one in its leading slice, with the new input
-        channels zeroed, so the widened network starts out computing what the old one did.
+        grew (a wider content code, wider ``channels``) gets the old one in its leading slice, with
+        the new input channels zeroed, so the widened network starts out computing what the old one
+        did (an AdaIN projection's scale and shift halves are widened each in its own slice).
         The others, and the modules named in ``init_fresh``, keep their fresh initialisation.
         Optimisers start fresh."""
         r = self.run
@@ -107,7 +109,9 @@ class RunCheckpoints:
         theirs = {k: v for k, v in theirs.items() if not k.startswith(fresh)}
         mine = r.model.state_dict()
         same = {k: v for k, v in theirs.items() if k in mine and mine[k].shape == v.shape}
-        grown = {k: widened(v, mine[k]) for k, v in theirs.items()
+        stacked = {f"{name}.proj.{p}" for name, m in r.model.named_modules() if isinstance(m, AdaIN)
+                   for p in ("weight", "bias")}       # scale and shift of each channel, one above the other
+        grown = {k: widened(v, mine[k], halves=2 if k in stacked else 1) for k, v in theirs.items()
                  if k in mine and k not in same and _fits_inside(v.shape, mine[k].shape)}
         r.model.load_state_dict({**mine, **same, **grown})
         if r.rank == 0:
@@ -119,11 +123,14 @@ def _fits_inside(old, new) -> bool:
     return len(old) == len(new) and all(o <= n for o, n in zip(old, new))
 
 
-def widened(old: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+def widened(old: torch.Tensor, fresh: torch.Tensor, halves: int = 1) -> torch.Tensor:
     """``fresh`` (a larger tensor of the same rank) with ``old`` in its leading slice. For a
     weight (rank >= 2, dim 1 = inputs) the extra input channels are zeroed, so that new inputs
     contribute nothing at first; extra outputs keep their fresh values (they feed only such
-    zeroed inputs, or are biases)."""
+    zeroed inputs, or are biases). ``halves`` > 1: dim 0 stacks that many equal parts, each
+    widened in its own slice."""
+    if halves > 1:
+        return torch.cat([widened(o, f) for o, f in zip(old.chunk(halves), fresh.chunk(halves))])
     out = fresh.clone()
     if out.dim() >= 2 and out.shape[1] > old.shape[1]:
         out[:, old.shape[1]:] = 0
