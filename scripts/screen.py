@@ -17,7 +17,8 @@ For each config (its file name is the run's name; a `# what: ...` first line say
 table from the scores the runs already have.
 Inference-only variants: a config with `score_only: CKPT` (relative to the config's folder) is not
 trained; that checkpoint is scored as it is. `strength: S` in any config is passed to `vc evaluate
---strength` (vc.convert: source + S * (target - source) of the speaker vectors), never to training.
+--strength` (vc.convert: source + S * (target - source) of the speaker vectors), and `adapt: N` to
+`vc evaluate --adapt` (speaker vectors refined by N steps), never to training.
 """
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def train_jobs(configs, runs: Path, data: str, minutes: float):
         cfg = yaml.safe_load(config.read_text())
         if cfg.get("score_only"):
             continue
-        cfg.pop("strength", None)           # an inference setting (vc evaluate --strength)
+        cfg.pop("strength", None)           # inference settings (vc evaluate --strength, --adapt)
+        cfg.pop("adapt", None)
         cfg.update(max_minutes=minutes, threads=1)
         out = runs / config.stem
         out.mkdir(parents=True, exist_ok=True)
@@ -99,7 +101,8 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
     jobs = []
     for config in configs:
         out = runs / config.stem
-        strength = (yaml.safe_load(config.read_text()) or {}).get("strength")
+        settings = yaml.safe_load(config.read_text()) or {}
+        strength, adapt = settings.get("strength"), settings.get("adapt")
         fixed = score_only(config)
         if fixed:
             out.mkdir(parents=True, exist_ok=True)
@@ -117,6 +120,8 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
                "--no-progress", "--out", str(out / "val_eval")]
         if strength is not None:
             cmd += ["--strength", str(strength)]
+        if adapt:
+            cmd += ["--adapt", str(adapt)]
         if (out / "val_eval").exists() and not same:      # a new checkpoint: score afresh
             for f in (out / "val_eval").glob("*"):
                 if f.is_file():

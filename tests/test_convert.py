@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_model, write_wav
 from vc.checkpoint import save_checkpoint
 from vc.cli import main
-from vc.convert import MAX_STRENGTH, load
+from vc.convert import MAX_ADAPT_STEPS, MAX_STRENGTH, load
 from vc.features import MelConfig
 
 
@@ -94,3 +94,42 @@ def test_batch_passes_the_strength_to_its_workers(tmp_path, tiny_checkpoint, wav
                      "--threads", "1", "--strength", s]) == 0
         written[s], _ = sf.read(str(out / "x.wav"))
     assert abs(written["1"] - written["2"]).max() > 1e-4
+
+
+def test_adapt_refines_both_vectors_of_a_conversion(tiny_checkpoint, mels):
+    _, src, tgt = mels
+    conv = load(tiny_checkpoint, vocoder="griffinlim", adapt_steps=10, strength=1.5)
+    with torch.inference_mode():
+        v_s, v_t = conv.voice(src), conv.voice(tgt)
+        assert (v_t - conv.model.embed_speaker(tgt)[0]).abs().max() > 1e-4       # it moved
+        torch.testing.assert_close(v_t, conv.model.fit_speaker(tgt, 10)[0])
+        expected = decode_with(conv, src, v_s + 1.5 * (v_t - v_s))             # the source's own vector refined too
+        torch.testing.assert_close(conv.convert_mel(src, v_t), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "many", MAX_ADAPT_STEPS + 1, True])
+def test_bad_adapt_is_refused(tiny_checkpoint, bad):
+    with pytest.raises(ValueError, match="adapt"):
+        load(tiny_checkpoint, vocoder="griffinlim", adapt_steps=bad)
+
+
+@pytest.mark.parametrize("command", ["convert", "swap", "batch"])
+def test_adapt_option_changes_the_output_and_a_bad_one_is_one_line(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys,
+                                                                  command):
+    written = {}
+    for n in ("0", "10", "-1"):
+        out = tmp_path / f"out{n}"
+        argv = {"convert": ["convert", str(wav_a), str(wav_b), "-o", str(out / "a.wav")],
+                "swap": ["swap", str(wav_a), str(wav_b), "-o", str(out)],
+                "batch": ["batch", "--sources", str(wav_a.parent), "--target", str(wav_b), "-o", str(out),
+                          "--workers", "1", "--threads", "1"]}[command]
+        capsys.readouterr()
+        code = main(argv + ["--model", str(tiny_checkpoint), "--vocoder", "griffinlim", "--adapt", n])
+        if n == "-1":
+            err = capsys.readouterr().err.strip()
+            assert code == 2 and len(err.splitlines()) == 1 and "--adapt -1: give a whole number" in err, err
+            assert not out.exists() or not any(out.rglob("*.wav"))
+        else:
+            assert code == 0
+            written[n], _ = sf.read(str(sorted(out.rglob("*.wav"))[0]))
+    assert written["0"].shape == written["10"].shape and abs(written["0"] - written["10"]).max() > 1e-4

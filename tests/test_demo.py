@@ -320,10 +320,10 @@ def test_page_warns_next_to_a_clip_that_is_not_speech(tmp_path, example_clips):
         app.close()
 
 
-@pytest.mark.parametrize("strength", [1.0, 1.5])
-def test_page_swap_applies_the_strength_as_the_command_line_does(tiny_checkpoint, wav_a, wav_b, strength):
+@pytest.mark.parametrize("strength,adapt", [(1.0, 0), (1.5, 0), (1.5, 5)])
+def test_page_swap_applies_the_strength_as_the_command_line_does(tiny_checkpoint, wav_a, wav_b, strength, adapt):
     from vc.convert import load
-    conv = load(tiny_checkpoint, vocoder="griffinlim", strength=strength)
+    conv = load(tiny_checkpoint, vocoder="griffinlim", strength=strength, adapt_steps=adapt)
     ab, ba, _ = demo.swap_clips(conv, str(wav_a), str(wav_b))
     ab2, ba2 = conv.swap(str(wav_a), str(wav_b))
     np.testing.assert_allclose(ab, ab2, atol=1e-4)

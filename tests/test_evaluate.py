@@ -360,3 +360,20 @@ def test_shards_share_one_report(tmp_path, pairs_tsv, tiny_checkpoint):
     a, b = comparable(single), comparable(sharded)
     assert a[0]["systems"] == b[0]["systems"] and a[0]["pairs"] == b[0]["pairs"]
     assert cli(args + ["--out", str(sharded), "--shard", "2/2"]) == 2
+
+
+def test_adapt_changes_the_conversions_not_the_reconstruction(tmp_path, pairs_tsv, tiny_checkpoint):
+    """--adapt N refines the speaker vectors of the conversions; the reconstruction (the
+    autoencoder alone) keeps the encoder's vector; a report folder refuses another --adapt."""
+    args = ["evaluate", "--model", str(tiny_checkpoint), "--pairs", str(pairs_tsv), "--vocoder", "griffinlim",
+            "--no-progress", "--systems", "converted,reconstruction", "--strength", "1.5"]
+    reps = {}
+    for n in ("0", "10"):
+        assert cli(args + ["--adapt", n, "--out", str(tmp_path / n)]) == 1        # the broken pair
+        reps[n] = json.loads((tmp_path / n / "report.json").read_text())
+    assert reps["10"]["meta"]["adapt_steps"] == 10 and reps["0"]["meta"]["adapt_steps"] == 0
+    for field in ("ecapa_sim_target", "sim_target"):
+        recon = [reps[n]["systems"]["reconstruction"][field]["mean"] for n in reps]
+        conv = [reps[n]["systems"]["converted"][field]["mean"] for n in reps]
+        assert recon[0] == pytest.approx(recon[1], abs=1e-4) and abs(conv[0] - conv[1]) > 1e-4, field
+    assert cli(args + ["--adapt", "5", "--out", str(tmp_path / "10")]) == 2

@@ -87,3 +87,24 @@ def test_swap_strength_extrapolates_the_swap_vector_only():
     # u = 1 for every item is the plain swap: an upper bound of 1 changes nothing
     torch.manual_seed(0)
     torch.testing.assert_close(model(mel, ref, swap_shift=1, swap_strength=1.0).swapped, plain.swapped)
+
+
+def _rebuild_l1(model, mel, spk):
+    with torch.no_grad():
+        x = model._batched(mel)
+        return (model.decoder(model.content_encoder(model._pad(x)), spk)[:, :, : x.shape[2]] - x).abs().mean().item()
+
+
+def test_fit_speaker_rebuilds_the_clip_better_and_leaves_the_weights(real_mels):
+    model, mel = tiny_model(), real_mels[0]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        start = model.embed_speaker(mel)
+    torch.testing.assert_close(model.fit_speaker(mel, 0), start)          # 0 steps: the encoder's vector
+    with torch.inference_mode():                                          # as vc.convert calls it
+        fitted = model.fit_speaker(mel, 20, lr=0.05)
+    assert fitted.shape == start.shape and not fitted.requires_grad
+    assert _rebuild_l1(model, mel, fitted) < 0.95 * _rebuild_l1(model, mel, start)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(p.requires_grad for p in model.parameters()) and all(p.grad is None for p in model.parameters())

@@ -93,6 +93,8 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
     with torch.inference_mode():
         t = time.perf_counter()
         ca, cb = conv.model.encode(ma), conv.model.encode(mb)
+        if conv.adapt_steps:             # as Converter.voice
+            ca, cb = ca.with_speaker(conv.voice(ma)[None]), cb.with_speaker(conv.voice(mb)[None])
         s = conv.strength                # as Converter.convert_mel
         mab = conv.model.decode(ca.with_speaker(toward(ca.speaker, cb.speaker, s)))[0]   # A's content, B's voice
         mba = conv.model.decode(cb.with_speaker(toward(cb.speaker, ca.speaker, s)))[0]

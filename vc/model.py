@@ -258,6 +258,35 @@ class VoiceConverter(nn.Module):
         """(B, n_mels, T) or (n_mels, T) -> (B, speaker_dim)."""
         return self.speaker_encoder(self._batched(mel))
 
+    def fit_speaker(self, mel: torch.Tensor, steps: int, lr: float = 0.002) -> torch.Tensor:
+        """(B, n_mels, T) or (n_mels, T) -> (B, speaker_dim): the speaker vector with which the
+        decoder best rebuilds ``mel`` from its own content code (L1), found by ``steps`` Adam steps
+        from the speaker encoder's estimate; the network's weights stay as they are. One-shot
+        adaptation to a voice, the speaker-embedding fine-tuning of Arik et al. 2018 ("Neural voice
+        cloning with a few samples"). Works inside ``torch.inference_mode()`` too.
+
+        The default ``lr`` rebuilt other utterances of the same val speakers best at 50-100 steps
+        (Adam moves every coordinate ~lr per step: 50 steps move a vector ~0.8, half the distance
+        between two speakers' vectors; lr 0.01 moved it 2.1 and rebuilt them worse)."""
+        with torch.inference_mode(False), torch.enable_grad():
+            x = self._batched(mel.clone())
+            content = self.content_encoder(self._pad(x)).detach()
+            spk = self.speaker_encoder(x).detach().clone().requires_grad_(True)
+            opt = torch.optim.Adam([spk], lr=lr)
+            frozen = [p for p in self.parameters() if p.requires_grad]
+            for p in frozen:
+                p.requires_grad_(False)
+            try:
+                for _ in range(steps):
+                    loss = (self.decoder(content, spk)[:, :, : x.shape[2]] - x).abs().mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            finally:
+                for p in frozen:
+                    p.requires_grad_(True)
+            return spk.detach().clone()
+
     def decode(self, code: Code) -> torch.Tensor:
         """Code -> (B, n_mels, code.frames)."""
         out = self.decoder(code.content, code.speaker)[:, :, : code.frames]

@@ -111,8 +111,9 @@ class Scorer:
             wav = self.audio(path)
             with self.timed("baselines"):
                 mel = self.conv.mel(wav)
-                if kind == "reconstruction":
-                    mel = self.conv.convert_mel(mel, self.conv.model.embed_speaker(mel)[0])
+                if kind == "reconstruction":        # the encoder's own vector, never adapted
+                    own = self.conv.model.embed_speaker(mel)[0]
+                    mel = self.conv.convert_mel(mel, own, own=own)
                 out = match_loudness(self.conv.vocode(mel), wav)
             return self.analyse(out, reference=wav)
         return self._cached((kind, path), make)
@@ -199,6 +200,9 @@ class Scorer:
 
 # -- files -----------------------------------------------------------------------------------------
 
+SIGNATURE_DEFAULTS = {"adapt_steps": 0}     # what a report written before the key existed used
+
+
 def check_signature(out_dir: Path, signature: dict):
     """A report folder holds one evaluation (one model, one vocoder): refuse to mix two."""
     path = out_dir / "run.json"
@@ -206,7 +210,7 @@ def check_signature(out_dir: Path, signature: dict):
         from ..cli import UsageError
         raise UsageError(f"{out_dir}: exists and is not a folder (--out needs a folder)")
     if path.is_file():
-        old = json.loads(path.read_text())
+        old = {**SIGNATURE_DEFAULTS, **json.loads(path.read_text())}
         changed = [k for k in signature if old.get(k) != signature[k]]
         if changed:
             from ..cli import UsageError
