@@ -108,3 +108,22 @@ def test_fit_speaker_rebuilds_the_clip_better_and_leaves_the_weights(real_mels):
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert all(p.requires_grad for p in model.parameters()) and all(p.grad is None for p in model.parameters())
+
+
+def test_speaker_noise_reaches_the_decoder_in_training_only(real_mels):
+    from conftest import TINY
+    torch.manual_seed(0)
+    model = VoiceConverter(ModelConfig(**dict(TINY, speaker_noise=0.1)))
+    mel = real_mels[0][None, :, :64]
+    with torch.no_grad():
+        model.train()
+        torch.manual_seed(1)
+        noisy = model(mel, mel)
+        model.eval()
+        clean = model(mel, mel)
+        model.cfg.speaker_noise = 0.0
+        model.train()
+        quiet = model(mel, mel)
+    torch.testing.assert_close(noisy.speaker, clean.speaker)         # the vector itself stays clean
+    torch.testing.assert_close(quiet.recon, clean.recon)             # nothing else differs in training
+    assert (noisy.recon - clean.recon).abs().max() > 1e-4            # the decoder heard another vector

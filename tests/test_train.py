@@ -197,6 +197,7 @@ OPTIONS = {
     "spectral_detail": dict(detail_weight=1.0),
     "voice_warp": dict(voice_warp=0.2),
     "post_blocks": dict(model=dict(TINY, post_blocks=2)),
+    "speaker_noise": dict(model=dict(TINY, speaker_noise=0.1), cycle_content=1.0, cycle_speaker=1.0),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
 }
@@ -224,7 +225,8 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail",
-        "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
+        "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction",
+        "speaker_noise": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     torch.manual_seed(0)
     step = run.train_step()

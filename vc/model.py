@@ -36,6 +36,9 @@ class ModelConfig:
                                  # the decoder's mel (a speaker-aware post-net; 0 = none)
     classifier_channels: int = 256
     content_noise: float = 0.0   # std of Gaussian noise on the (unit-variance) content code in training
+    speaker_noise: float = 0.0   # std of Gaussian noise on each coordinate of the speaker vector the
+                                 # decoder gets in training (renders vectors off the encoder's outputs,
+                                 # as speaker adaptation makes them; the returned vector stays clean)
     mel_mean: float = -5.0       # fixed input scaling of log-mels
     mel_std: float = 2.5
 
@@ -314,14 +317,17 @@ class VoiceConverter(nn.Module):
         if self.training and self.cfg.content_noise > 0:
             content = content + self.cfg.content_noise * torch.randn_like(content)
         spk = self.speaker_encoder(self._batched(speaker_mel))
+        heard = spk                                   # what the decoder gets
+        if self.training and self.cfg.speaker_noise > 0:
+            heard = spk + self.cfg.speaker_noise * torch.randn_like(spk)
         T = content_mel.shape[-1]
-        out = self.decoder(content, spk)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+        out = self.decoder(content, heard)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         swapped = None
         if swap_shift:
-            other = spk.roll(swap_shift, 0)
+            other = heard.roll(swap_shift, 0)
             if swap_strength != 1.0:
                 u = torch.empty(spk.shape[0], 1, device=spk.device).uniform_(1.0, swap_strength)
-                other = toward(spk, other, u.to(spk.dtype))
+                other = toward(heard, other, u.to(spk.dtype))
             swapped = self.decoder(content, other)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         return TrainOutput(out, content, spk, swapped)
 
