@@ -2,9 +2,11 @@
 import pytest
 import torch
 
-from vc.checkpoint import CheckpointError, export_checkpoint, load_model, read_checkpoint, save_checkpoint
+from vc.checkpoint import (CheckpointError, average_models, export_checkpoint, load_model, read_checkpoint,
+                           save_checkpoint)
 from vc.features import MelConfig
-from conftest import tiny_model
+from vc.model import ModelConfig, VoiceConverter
+from conftest import TINY, tiny_model
 
 
 def test_round_trip_is_bit_identical(tmp_path):
@@ -40,3 +42,28 @@ def test_export_drops_training_state(tmp_path):
     export_checkpoint(tmp_path / "run.pt", tmp_path / "small.pt")
     state = read_checkpoint(tmp_path / "small.pt")
     assert "train" not in state and state["meta"]["step"] == 7
+
+
+def test_average_of_models_is_their_mean_and_exports(tmp_path):
+    a, b = tiny_model(seed=1), tiny_model(seed=2)
+    save_checkpoint(tmp_path / "a.pt", a, MelConfig(), meta={"wall_seconds": 10.0, "step": 3})
+    save_checkpoint(tmp_path / "b.pt", b, MelConfig(), train={"step": 5}, meta={"wall_seconds": 20.0})
+    soup, _, _ = average_models([tmp_path / "a.pt", tmp_path / "b.pt"])
+    for name, value in soup.state_dict().items():
+        if value.is_floating_point():
+            assert torch.allclose(value, (a.state_dict()[name] + b.state_dict()[name]) / 2, atol=1e-6), name
+    export_checkpoint([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "soup.pt", meta={"strength": 1.25})
+    state = read_checkpoint(tmp_path / "soup.pt")
+    assert "train" not in state and state["meta"]["strength"] == 1.25
+    assert state["meta"]["steps"] == [3, 5] and state["meta"]["wall_seconds"] == 30.0
+    model, _, _ = load_model(tmp_path / "soup.pt")
+    assert all(torch.equal(v, soup.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_average_refuses_another_architecture(tmp_path):
+    save_checkpoint(tmp_path / "a.pt", tiny_model(), MelConfig())
+    other = VoiceConverter(ModelConfig(**{**TINY, "content_dim": TINY["content_dim"] * 2}))
+    save_checkpoint(tmp_path / "wide.pt", other, MelConfig())
+    with pytest.raises(CheckpointError) as e:
+        average_models([tmp_path / "a.pt", tmp_path / "wide.pt"])
+    assert "wide.pt" in str(e.value) and "architecture" in str(e.value) and "\n" not in str(e.value)

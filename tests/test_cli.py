@@ -216,3 +216,17 @@ def test_export_checks_its_output_first(tmp_path, tiny_checkpoint, capsys):
     _one_line_error(capsys, "checkpoint not found")
     assert main(["export", str(tiny_checkpoint), "-o", str(tmp_path / "new" / "m.pt")]) == 0
 
+
+def test_export_averages_several_and_sets_the_strength(tmp_path, tiny_checkpoint, capsys):
+    from vc.checkpoint import read_checkpoint
+    first = tmp_path / "first.pt"
+    assert main(["export", str(tiny_checkpoint), "-o", str(first)]) == 0
+    out = tmp_path / "soup.pt"
+    assert main(["export", str(tiny_checkpoint), str(first), "-o", str(out), "--strength", "1.25",
+                 "--note", "two of one"]) == 0
+    assert "average of 2 models" in capsys.readouterr().out
+    meta = read_checkpoint(out)["meta"]
+    assert meta["strength"] == 1.25 and meta["note"] == "two of one" and len(meta["average_of"]) == 2
+    assert main(["export", str(tiny_checkpoint), "-o", str(tmp_path / "s.pt"), "--strength", "9"]) == 2
+    _one_line_error(capsys, "strength")
+

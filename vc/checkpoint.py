@@ -78,11 +78,49 @@ def load_model(path, device: str = "cpu") -> tuple[VoiceConverter, MelConfig, di
     return model.to(device).eval(), MelConfig.from_dict(state["mel_config"]), state
 
 
+def average_models(paths) -> tuple[VoiceConverter, MelConfig, list[dict]]:
+    """Uniform weight average of checkpoints of one architecture: a "model soup" (Wortsman et al.
+    2022). It works for fine-tunes of one start (e.g. several seeds or recipes continued from the
+    same model), whose weights stay in one basin; unrelated models average to noise.
+    -> (averaged model in eval mode, feature config, each input's raw checkpoint dict)."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise CheckpointError("no checkpoints to average")
+    model, mel_cfg, first = load_model(paths[0])
+    states = [first]
+    for path in paths[1:]:
+        state = read_checkpoint(path)
+        if ModelConfig.from_dict(state["model_config"]) != model.cfg:
+            raise CheckpointError(f"{path}: another architecture than {paths[0]}, cannot average "
+                                  f"({state['model_config']} vs {model.cfg.to_dict()})")
+        states.append(state)
+    mean = {}
+    for name, value in first["model"].items():
+        if value.is_floating_point():
+            mean[name] = torch.stack([s["model"][name].float() for s in states]).mean(0).to(value.dtype)
+        else:
+            mean[name] = value
+    model.load_state_dict(mean)
+    return model, mel_cfg, states
+
+
 def export_checkpoint(src, dst, meta: dict | None = None) -> Path:
-    """Strip training state (optimisers, adversary): the small file that inference needs."""
-    model, mel_cfg, state = load_model(src)
-    info = dict(state.get("meta", {}))
-    if "train" in state:
-        info.setdefault("step", int(state["train"]["step"]))
+    """Strip training state (optimisers, adversary): the small file that inference needs. ``src``
+    may be a list of checkpoints: then their weight average (``average_models``) is exported."""
+    if isinstance(src, (list, tuple)) and len(src) == 1:
+        src = src[0]
+    if isinstance(src, (list, tuple)):
+        model, mel_cfg, states = average_models(src)
+        info = {"average_of": [str(p) for p in src],
+                "steps": [int(s["train"]["step"]) if "train" in s else s.get("meta", {}).get("step")
+                          for s in states]}
+        walls = [s.get("meta", {}).get("wall_seconds") for s in states]
+        if all(isinstance(w, (int, float)) for w in walls):
+            info["wall_seconds"] = round(float(sum(walls)), 1)      # the training of all the inputs
+    else:
+        model, mel_cfg, state = load_model(src)
+        info = dict(state.get("meta", {}))
+        if "train" in state:
+            info.setdefault("step", int(state["train"]["step"]))
     info.update(meta or {})
     return save_checkpoint(dst, model, mel_cfg, meta=info)

@@ -146,11 +146,17 @@ def cmd_train(args) -> int:
 def cmd_export(args) -> int:
     from .checkpoint import CheckpointError, export_checkpoint
     from .files import check_output_file
-    if not Path(args.checkpoint).is_file():
-        raise CheckpointError(f"{args.checkpoint}: checkpoint not found")
-    check_output_file(args.output, inputs=(args.checkpoint,))
-    out = export_checkpoint(args.checkpoint, args.output)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): use it with `vc convert --model {out}`")
+    for path in args.checkpoint:
+        if not Path(path).is_file():
+            raise CheckpointError(f"{path}: checkpoint not found")
+    check_strength_option(args)
+    check_output_file(args.output, inputs=args.checkpoint)
+    meta = {} if args.strength is None else {"strength": args.strength}
+    if args.note:
+        meta["note"] = args.note
+    out = export_checkpoint(args.checkpoint, args.output, meta=meta)
+    what = f"the average of {len(args.checkpoint)} models, " if len(args.checkpoint) > 1 else ""
+    print(f"wrote {out} ({what}{out.stat().st_size / 1e6:.1f} MB): use it with `vc convert --model {out}`")
     return 0
 
 
@@ -192,9 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("export", help="strip training state from a checkpoint for inference",
-                       description="Write the small inference-only file that --model and the web page take.")
-    p.add_argument("checkpoint")
+                       description="Write the small inference-only file that --model and the web page take. "
+                                   "Given several checkpoints of one architecture (fine-tunes of one "
+                                   "start), write the average of their weights (a model soup).")
+    p.add_argument("checkpoint", nargs="+")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--strength", type=float, metavar="S",
+                   help="the conversion strength the model uses by default (stored in the file; "
+                        "default: the checkpoint's own, else 1)")
+    p.add_argument("--note", help="a line about the model, stored in the file (meta['note'])")
     p.set_defaults(func=cmd_export)
 
     for module in ("evaluate", "batch", "demo", "vctk_cli"):
