@@ -189,6 +189,7 @@ OPTIONS = {
     "cycle_speaker_resemblyzer": dict(cycle_speaker=1.0, speaker_judge="resemblyzer"),
     "dvector": dict(dvector_weight=1.0),
     "per_speaker_2_with_cycles": dict(per_speaker=2, batch_size=4, cycle_content=1.0, cycle_speaker=1.0),
+    "speaker_contrast": dict(per_speaker=2, batch_size=4, speaker_contrast=1.0),
     # bf16 rounds activations to 8 bits of mantissa: the loss moves by ~0.01 when the weights move
     # by 1e-4 at all (on an AMX CPU the default lr raised it by 0.013), so its step is 1e-3 (-0.11)
     "bf16_with_cycles": dict(precision="bf16", cycle_content=1.0, cycle_speaker=1.0, lr=1e-3),
@@ -226,7 +227,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     expected = "loss/asr" if option.startswith("asr") else {
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
-        "spectral_detail": "loss/spectral_detail",
+        "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
         "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction",
         "speaker_noise": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
@@ -326,6 +327,13 @@ def test_refuses_to_overwrite_before_reading_any_data(tmp_path):
     (tmp_path / "r" / "ckpt_00000003.pt").write_bytes(b"x")
     with pytest.raises(ValueError, match="--resume"):       # not: no such data folder
         Run(tiny_config(tmp_path), tmp_path / "no-such-corpus", tmp_path / "r", progress=False)
+
+
+@pytest.mark.parametrize("bad", [dict(per_speaker=1), dict(per_speaker=2, voice_warp=0.2)])
+def test_speaker_contrast_without_pairs_of_one_voice_is_refused_before_reading_data(tmp_path, bad):
+    with pytest.raises(ValueError, match="speaker_contrast compares the items of one speaker"):
+        Run(tiny_config(tmp_path, speaker_contrast=1.0, **bad), tmp_path / "no-such-corpus", tmp_path / "r",
+            progress=False)
 
 
 def test_time_budget_and_time_aware_checkpoints(tree, tmp_path, capsys):

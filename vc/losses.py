@@ -9,6 +9,9 @@ adversarial      what the encoder minimises to defeat the adversary, logits (B, 
                  ``uniform``  KL(uniform || p): push the adversary's belief to "anyone" (0 at uniform);
                  ``neg_ce``   minus the cross-entropy (Chou et al. 2018): make it wrong; unbounded,
                               so it is clipped at log(n_speakers) to stay stable.
+speaker_contrast GE2E softmax (Wan et al. 2018) on a batch's speaker vectors (B, D), each speaker's
+                 items consecutive: every vector is nearer (cosine) to the centroid of its own
+                 speaker's *other* items than to any other speaker's centroid.
 cosine_distance  1 - cosine of (B, D) rows: speaker vectors (cycle) and d-vectors (distillation);
                  of (B, T, D) frames: Whisper features (vc.asr_judge).
 frozen           a module's output with its weights held fixed (adversary, read-back encoders).
@@ -39,6 +42,25 @@ def adversarial(logits: torch.Tensor, speakers: torch.Tensor, kind: str = "unifo
     if kind == "neg_ce":
         return -torch.clamp(F.cross_entropy(logits, speakers), max=math.log(logits.shape[1]))
     raise ValueError(f"unknown adversarial loss '{kind}' (uniform or neg_ce)")
+
+
+def speaker_contrast(vectors: torch.Tensor, per_speaker: int, scale: float = 10.0) -> torch.Tensor:
+    """vectors: (n_speakers * per_speaker, D), the items of one speaker consecutive (as
+    vc.data.SegmentSampler draws them) -> the mean cross-entropy of each vector naming its own
+    speaker among the batch's centroids, its own centroid leaving it out (GE2E; a fixed
+    ``scale`` instead of GE2E's learned one). 0 when each speaker's vectors agree and differ
+    from everyone else's."""
+    if per_speaker < 2 or vectors.shape[0] % per_speaker:
+        raise ValueError(f"speaker_contrast needs items in groups of per_speaker >= 2, got {vectors.shape[0]} "
+                         f"items and per_speaker {per_speaker}")
+    n = vectors.shape[0] // per_speaker
+    v = F.normalize(vectors.float(), dim=-1).view(n, per_speaker, -1)
+    sums = v.sum(1)                                                   # (n, D)
+    sim = torch.einsum("imd,kd->imk", v, F.normalize(sums, dim=-1))   # (n, m, n): item vs centroid
+    own = (v * F.normalize(sums[:, None] - v, dim=-1)).sum(-1)        # (n, m): vs its speaker's others
+    sim = torch.where(torch.eye(n, dtype=torch.bool, device=v.device)[:, None, :], own[..., None], sim)
+    target = torch.arange(n, device=v.device).repeat_interleave(per_speaker)
+    return F.cross_entropy(scale * sim.reshape(n * per_speaker, n), target)
 
 
 def adversarial_weight(step: int, weight: float, warmup: int, ramp: int) -> float:

@@ -13,6 +13,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      speaker network, the model's own or Resemblyzer via vc.speaker_judge, hears the target in
      it); and ``dvector_weight``: the speaker vector predicts the Resemblyzer d-vector of its
      utterance (vc.dvectors: a speaker space learned from thousands of speakers, distilled);
+     ``speaker_contrast``: with ``per_speaker`` >= 2, each speaker vector names its own speaker
+     among the batch's (GE2E softmax), so a voice is one vector across utterances;
      ``asr_weight``: Whisper tiny's encoder (vc.asr_judge, frozen) gives the reconstruction and
      the swap the features of the input segment, a content loss that weighs what carries words;
      ``detail_weight``: the reconstruction's differences along the mel axis match the input's
@@ -85,6 +87,9 @@ class Run:
             raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {cfg.speaker_judge!r}")
         if cfg.voice_warp > 0 and cfg.dvector_weight > 0:
             raise ValueError("voice_warp and dvector_weight: the stored d-vectors are of the unwarped clips")
+        if cfg.speaker_contrast > 0 and (cfg.per_speaker < 2 or cfg.voice_warp > 0):
+            raise ValueError("speaker_contrast compares the items of one speaker: it needs per_speaker >= 2 "
+                             "and no voice_warp (which makes each item a new voice)")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cfg.cache_dir or self.run_dir / "cache")
         train_utts = self._data(data)
@@ -223,6 +228,9 @@ class Run:
         if cfg.detail_weight > 0:        # sharp harmonics, not their average
             m["loss/spectral_detail"] = d = losses.spectral_detail(out.recon, seg)
             loss = loss + cfg.detail_weight * d
+        if cfg.speaker_contrast > 0:     # one speaker's references, other utterances, give one voice
+            m["loss/speaker_contrast"] = c = losses.speaker_contrast(out.speaker, cfg.per_speaker)
+            loss = loss + cfg.speaker_contrast * c
         if cfg.cycle_content > 0:        # the conversion says the same words: its content code = the source's
             swapped = self.model._pad(self.model._batched(out.swapped))
             with self.autocast():

@@ -36,6 +36,8 @@ class TrainConfig:
     tilt_db: float = 6.0
     voice_warp: float = 0.0                     # new voices: each item's segment and reference warped alike by one ratio in 1 +- this (0: off)
     per_speaker: int = 1                        # items of each speaker in a batch (batch_size // per_speaker speakers)
+    speaker_contrast: float = 0.0               # weight: GE2E softmax on the speaker vectors of a batch's
+                                                # speakers (vc.losses.speaker_contrast; needs per_speaker >= 2)
     cycle_content: float = 0.0                  # weight: the swapped output's content code = the source's
     cycle_speaker: float = 0.0                  # weight: the swapped output's speaker vector = the target's
     speaker_judge: str = "own"                  # who reads the swapped output's voice: "own" (the speaker

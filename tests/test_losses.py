@@ -1,0 +1,39 @@
+"""vc.losses: the objectives on small hand-made tensors."""
+import math
+
+import pytest
+import torch
+
+from vc import losses
+
+
+def test_speaker_contrast_rewards_one_vector_per_speaker():
+    torch.manual_seed(0)
+    voices = torch.randn(4, 16) * 5                        # 4 speakers, far apart
+    agreeing = voices.repeat_interleave(2, 0) + 0.01 * torch.randn(8, 16)
+    mixed = agreeing[torch.tensor([0, 2, 1, 3, 4, 6, 5, 7])]   # pairs of two different speakers
+    low, high = losses.speaker_contrast(agreeing, 2), losses.speaker_contrast(mixed, 2)
+    assert low < 0.1 < high
+    # all vectors alike: every centroid is as near as the own one, cross-entropy log(n_speakers)
+    same = losses.speaker_contrast(torch.ones(8, 16) + 1e-4 * torch.randn(8, 16), 2)
+    assert same.item() == pytest.approx(math.log(4), abs=1e-2)
+
+
+def test_speaker_contrast_leaves_each_vector_out_of_its_own_centroid_and_trains_it():
+    """With the vector itself in its centroid a speaker of one odd item would still look right;
+    left out, three items of a speaker must agree with each other."""
+    torch.manual_seed(1)
+    v = torch.randn(6, 8, requires_grad=True)             # 2 speakers x 3 items
+    loss = losses.speaker_contrast(v, 3)
+    loss.backward()
+    assert v.grad.abs().sum() > 0
+    with torch.no_grad():
+        stepped = losses.speaker_contrast(v - 0.1 * v.grad, 3)
+    assert stepped < loss
+
+
+def test_speaker_contrast_refuses_a_batch_not_in_groups():
+    with pytest.raises(ValueError, match="per_speaker >= 2"):
+        losses.speaker_contrast(torch.randn(8, 4), 1)
+    with pytest.raises(ValueError, match="7 items"):
+        losses.speaker_contrast(torch.randn(7, 4), 2)
