@@ -1,0 +1,175 @@
+"""Does HiFi-GAN adapted to the model's own mels close the gap the ceiling probe found?
+    python scripts/probe_vocoder_adapt.py --steps 800 --lr 1e-5      # ~20 min on 2 CPU cores
+
+The reconstruction keeps about half of what ECAPA hears in a real clip (scripts/probe_ceiling.py:
+the fine spectro-temporal detail). TTS systems close such a gap by fine-tuning the vocoder on
+the acoustic model's (smooth) mels paired with the real waveforms. Here: one random `train`
+utterance of each of --train-speakers speakers, its reconstruction R by the model (its own
+content and speaker vector) and its real waveform; the HiFi-GAN generator is fine-tuned on 32-frame
+crops of (R, waveform) with a multi-resolution STFT loss. The wheel holds no discriminator, so
+there is no adversarial loss: this measures that cheap version only.
+
+Scored on the `val` speakers with both generators: ECAPA similarity of the reconstruction and of
+the resynthesis to another clip of the speaker, and of the conversions between the speakers'
+first clips (all ordered pairs, the model's strength) to the target and to the source, with
+DNSMOS. Paired differences with 95 % bootstrap intervals. Nothing is written into the package.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import soxr
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from vc.audio import load_audio                    # noqa: E402
+from vc.convert import load                        # noqa: E402
+from vc.data import find_utterances                # noqa: E402
+from vc.evaluate import ecapa, speaker             # noqa: E402
+from vc.evaluate.quality import dnsmos             # noqa: E402
+from vc.evaluate.report import bootstrap_ci       # noqa: E402
+
+HOP = 256          # HiFi-GAN V1: one mel frame is 256 samples
+
+
+def stft_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Multi-resolution STFT loss of (B, T) waveforms (Parallel WaveGAN): spectral convergence
+    plus log-magnitude L1 at 512, 1024 and 2048 points, averaged."""
+    total = 0
+    for n in (512, 1024, 2048):
+        w = torch.hann_window(n)
+        A = torch.stft(a, n, n // 4, window=w, return_complex=True).abs()
+        B = torch.stft(b, n, n // 4, window=w, return_complex=True).abs()
+        total = total + (A - B).norm() / B.norm() + (torch.log(A + 1e-5) - torch.log(B + 1e-5)).abs().mean()
+    return total / 3
+
+
+def crop(mel: torch.Tensor, wav: torch.Tensor, frames: int, rng: random.Random):
+    """A random crop of ``frames`` mel frames (n_mels, T) and the samples they stand for."""
+    t = rng.randrange(0, mel.shape[1] - frames)
+    return mel[:, t:t + frames], wav[t * HOP:(t + frames) * HOP]
+
+
+def by_speaker(data: str, split: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for u in find_utterances(data, split):
+        out.setdefault(u.speaker, []).append(u.path)
+    return out
+
+
+def show(label: str, x) -> None:
+    x = np.asarray(x)
+    lo, hi = bootstrap_ci(x) or (0.0, 0.0)
+    print(f"{label}: {x.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="checkpoint (default: the installed default model)")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "manifest.tsv"))
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--lr", type=float, default=1e-5)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--train-speakers", type=int, default=400)
+    p.add_argument("--val-speakers", type=int, default=None, help="score only the first N (a quick check)")
+    p.add_argument("--save", default=None, help="write the fine-tuned generator's weights here")
+    args = p.parse_args(argv)
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    torch.set_num_threads(2)
+    conv = load(args.model)
+    sr = conv.sample_rate
+
+    # -- training pairs: (reconstruction, real waveform), one utterance of each speaker
+    train = by_speaker(args.data, "train")
+    speakers = sorted(train)
+    rng.shuffle(speakers)
+    pairs = []
+    with torch.inference_mode():
+        for s in speakers[:args.train_speakers]:
+            wav = load_audio(rng.choice(train[s]), sr)
+            M = conv.mel(wav)
+            if M.shape[1] < args.frames + 2:
+                continue
+            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0]).float()
+            pairs.append((R.clone(), torch.from_numpy(np.pad(wav, (0, max(0, M.shape[1] * HOP - len(wav))))).float()))
+    print(f"{len(pairs)} training pairs", flush=True)
+
+    base = conv.vocoder.generator
+    gen = copy.deepcopy(base).train()
+    for q in gen.parameters():
+        q.requires_grad_(True)
+    opt = torch.optim.AdamW(gen.parameters(), args.lr, betas=(0.8, 0.99))
+    t0 = time.time()
+    for step in range(args.steps):
+        mels, wavs = zip(*(crop(R, w, args.frames, rng) for R, w in rng.sample(pairs, args.batch)))
+        loss = stft_loss(gen(torch.stack(mels)).squeeze(1), torch.stack(wavs))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == args.steps - 1:
+            print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+    gen.eval()
+    for q in gen.parameters():
+        q.requires_grad_(False)
+    if args.save:
+        torch.save(gen.state_dict(), args.save)
+
+    # -- scoring on the val speakers, both generators
+    embed = lambda wav: ecapa.embed(soxr.resample(wav, sr, speaker.SAMPLE_RATE).astype(np.float32))   # noqa: E731
+    val = by_speaker(args.data, "val")
+    vspk = [s for s in sorted(val) if len(val[s]) >= 2][:args.val_speakers]
+    generators = {"base": base, "tuned": gen}
+
+    def vocode(name, mel):
+        conv.vocoder.generator = generators[name]
+        return conv.vocode(mel)
+
+    mels, voices, refs = {}, {}, {}
+    sims = {f"{k}_{g}": [] for k in ("reconstruction", "resynthesis") for g in generators}
+    rows = []
+    with torch.inference_mode():
+        for s in vspk:
+            mels[s] = conv.mel(load_audio(val[s][0], sr))
+            voices[s] = conv.voice(mels[s])
+            refs[s] = embed(load_audio(val[s][1], sr))
+        for s in vspk:
+            R = conv.convert_mel(mels[s], voices[s])
+            for g in generators:
+                sims[f"reconstruction_{g}"].append(speaker.cosine(embed(vocode(g, R)), refs[s]))
+                sims[f"resynthesis_{g}"].append(speaker.cosine(embed(vocode(g, mels[s])), refs[s]))
+        for a in vspk:
+            for b in vspk:
+                if a != b:
+                    C = conv.convert_mel(mels[a], voices[b], own=voices[a])
+                    row = {}
+                    for g in generators:
+                        w = vocode(g, C)
+                        e = embed(w)
+                        row[g] = (speaker.cosine(e, refs[b]), speaker.cosine(e, refs[a]),
+                                  dnsmos(soxr.resample(w, sr, 16000).astype(np.float32))["ovrl"])
+                    rows.append(row)
+    print(f"\n{len(vspk)} val speakers, {len(rows)} conversions; generator fine-tuned {args.steps} steps, lr {args.lr}")
+    for k, v in sims.items():
+        print(f"{k}: {np.mean(v):.3f}")
+    for k in ("reconstruction", "resynthesis"):
+        show(f"{k} ECAPA sim, tuned - base", np.array(sims[f"{k}_tuned"]) - sims[f"{k}_base"])
+    for i, name in enumerate(("conversion ECAPA sim to target", "conversion ECAPA sim to source", "conversion DNSMOS")):
+        b, t = (np.array([r[g][i] for r in rows]) for g in generators)
+        print(f"{name}: base {b.mean():.3f}, tuned {t.mean():.3f}")
+        show(f"  {name}, tuned - base", t - b)
+    margin = lambda g: np.array([r[g][0] - r[g][1] for r in rows])   # noqa: E731
+    show("conversion ECAPA margin, tuned - base", margin("tuned") - margin("base"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
