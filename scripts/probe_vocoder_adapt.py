@@ -32,6 +32,7 @@ from vc.audio import load_audio                    # noqa: E402
 from vc.convert import load                        # noqa: E402
 from vc.data import find_utterances                # noqa: E402
 from vc.evaluate import ecapa, speaker             # noqa: E402
+from vc.evaluate.pairs import by_speaker           # noqa: E402
 from vc.evaluate.quality import dnsmos             # noqa: E402
 from vc.evaluate.report import bootstrap_ci       # noqa: E402
 
@@ -56,11 +57,8 @@ def crop(mel: torch.Tensor, wav: torch.Tensor, frames: int, rng: random.Random):
     return mel[:, t:t + frames], wav[t * HOP:(t + frames) * HOP]
 
 
-def by_speaker(data: str, split: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for u in find_utterances(data, split):
-        out.setdefault(u.speaker, []).append(u.path)
-    return out
+def paths_by_speaker(data: str, split: str) -> dict[str, list[str]]:
+    return {s: [u.path for u in utts] for s, utts in by_speaker(find_utterances(data, split)).items()}
 
 
 def show(label: str, x) -> None:
@@ -88,7 +86,7 @@ def main(argv=None) -> int:
     sr = conv.sample_rate
 
     # -- training pairs: (reconstruction, real waveform), one utterance of each speaker
-    train = by_speaker(args.data, "train")
+    train = paths_by_speaker(args.data, "train")
     speakers = sorted(train)
     rng.shuffle(speakers)
     pairs = []
@@ -125,7 +123,7 @@ def main(argv=None) -> int:
 
     # -- scoring on the val speakers, both generators
     embed = lambda wav: ecapa.embed(soxr.resample(wav, sr, speaker.SAMPLE_RATE).astype(np.float32))   # noqa: E731
-    val = by_speaker(args.data, "val")
+    val = paths_by_speaker(args.data, "val")
     vspk = [s for s in sorted(val) if len(val[s]) >= 2][:args.val_speakers]
     generators = {"base": base, "tuned": gen}
 

@@ -81,15 +81,7 @@ class Run:
         if checkpoints(self.run_dir) and not resume:      # before any slow work
             raise ValueError(f"{self.run_dir} already holds checkpoints: pass --resume to continue "
                              f"that run, or choose another --out")
-        if cfg.precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision: 'fp32' or 'bf16', not {cfg.precision!r}")
-        if cfg.speaker_judge not in ("own", "resemblyzer"):
-            raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {cfg.speaker_judge!r}")
-        if cfg.voice_warp > 0 and cfg.dvector_weight > 0:
-            raise ValueError("voice_warp and dvector_weight: the stored d-vectors are of the unwarped clips")
-        if cfg.speaker_contrast > 0 and (cfg.per_speaker < 2 or cfg.voice_warp > 0):
-            raise ValueError("speaker_contrast compares the items of one speaker: it needs per_speaker >= 2 "
-                             "and no voice_warp (which makes each item a new voice)")
+        cfg.check()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cfg.cache_dir or self.run_dir / "cache")
         train_utts = self._data(data)

@@ -1,6 +1,7 @@
 """A training run's settings as plain data (``vc train --config CONFIG.yaml``), and the learning
 rate they give at each step. vc/configs/default.yaml holds the default values users train with;
-the dataclass defaults are what a YAML leaves out."""
+the dataclass defaults are what a YAML leaves out; :meth:`TrainConfig.check` refuses settings that
+cannot work together."""
 from __future__ import annotations
 
 import math
@@ -83,6 +84,18 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
         return cls(**data)
+
+    def check(self) -> None:
+        """Refuse settings that cannot work together (a ValueError naming them), before any data is read."""
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision: 'fp32' or 'bf16', not {self.precision!r}")
+        if self.speaker_judge not in ("own", "resemblyzer"):
+            raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {self.speaker_judge!r}")
+        if self.voice_warp > 0 and self.dvector_weight > 0:
+            raise ValueError("voice_warp and dvector_weight: the stored d-vectors are of the unwarped clips")
+        if self.speaker_contrast > 0 and (self.per_speaker < 2 or self.voice_warp > 0):
+            raise ValueError("speaker_contrast compares the items of one speaker: it needs per_speaker >= 2 "
+                             "and no voice_warp (which makes each item a new voice)")
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
