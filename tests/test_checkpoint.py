@@ -67,3 +67,19 @@ def test_average_refuses_another_architecture(tmp_path):
     with pytest.raises(CheckpointError) as e:
         average_models([tmp_path / "a.pt", tmp_path / "wide.pt"])
     assert "wide.pt" in str(e.value) and "architecture" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_training_checkpoints_moving_average_is_what_runs_unless_raw_is_asked(tmp_path):
+    trained, averaged = tiny_model(seed=1), tiny_model(seed=2)
+    save_checkpoint(tmp_path / "run.pt", trained, MelConfig(),
+                    train={"step": 4, "ema": {k: v.clone() for k, v in averaged.state_dict().items()}})
+    save_checkpoint(tmp_path / "plain.pt", tiny_model(seed=3), MelConfig(), train={"step": 4})
+    same = lambda model, ref: all(torch.equal(v, ref.state_dict()[k]) for k, v in model.state_dict().items())  # noqa: E731
+    assert same(load_model(tmp_path / "run.pt")[0], averaged)
+    assert same(load_model(tmp_path / "run.pt", ema=False)[0], trained)
+    soup, _, _ = average_models([tmp_path / "run.pt", tmp_path / "plain.pt"])
+    name = next(k for k, v in averaged.state_dict().items() if v.is_floating_point())
+    expected = (averaged.state_dict()[name] + tiny_model(seed=3).state_dict()[name]) / 2
+    assert torch.allclose(soup.state_dict()[name], expected, atol=1e-6)
+    export_checkpoint([tmp_path / "run.pt", tmp_path / "plain.pt"], tmp_path / "soup.pt")
+    assert read_checkpoint(tmp_path / "soup.pt")["meta"]["weights"] == "moving average in 1 of 2 inputs"

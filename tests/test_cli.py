@@ -4,6 +4,7 @@ import sys
 
 import pytest
 import soundfile as sf
+import torch
 
 from vc.cli import main
 from test_audio import bad_files
@@ -230,3 +231,17 @@ def test_export_averages_several_and_sets_the_strength(tmp_path, tiny_checkpoint
     assert main(["export", str(tiny_checkpoint), "-o", str(tmp_path / "s.pt"), "--strength", "9"]) == 2
     _one_line_error(capsys, "strength")
 
+
+
+def test_export_raw_takes_the_weights_as_trained_not_their_average(tmp_path):
+    from vc.checkpoint import read_checkpoint, save_checkpoint
+    from vc.features import MelConfig
+    from conftest import tiny_model
+    trained, averaged = tiny_model(seed=1), tiny_model(seed=2)
+    save_checkpoint(tmp_path / "ckpt.pt", trained, MelConfig(), train={"step": 9, "ema": averaged.state_dict()})
+    for flags, model, kind in (([], averaged, "moving average"), (["--raw"], trained, None)):
+        out = tmp_path / f"m{len(flags)}.pt"
+        assert main(["export", str(tmp_path / "ckpt.pt"), "-o", str(out), *flags]) == 0
+        state = read_checkpoint(out)
+        assert state["meta"].get("weights") == kind and state["meta"]["step"] == 9
+        assert all(torch.equal(v, model.state_dict()[k]) for k, v in state["model"].items())

@@ -388,3 +388,34 @@ def test_sigterm_before_the_first_checkpoint_saves_one(tree, tmp_path):
     step = read_checkpoint(saved[0])["train"]["step"]
     resumed = Run(cfg, tree, out, resume=True, progress=False)
     assert resumed.step == step >= 1
+
+
+def test_moving_average_of_the_weights_follows_them_and_survives_resume_and_export(tree, tmp_path):
+    """ema: after each step avg <- avg + (1 - decay) (weights - avg), starting at the start's
+    weights; a checkpoint carries it, --resume restores it, export and load_model use it, and
+    `vc export --raw` (ema=False) takes the weights as trained."""
+    from vc.checkpoint import export_checkpoint, load_model
+    cfg = tiny_config(tmp_path, ema=0.75)
+    run = Run(cfg, tree, tmp_path / "run", progress=False)
+    expected = {k: v.clone() for k, v in run.model.state_dict().items()}
+    assert all(torch.equal(run.ema[k], v) for k, v in expected.items())
+    for _ in range(2):
+        run.train_step()
+        for k, v in run.model.state_dict().items():
+            expected[k] = 0.75 * expected[k] + 0.25 * v
+    assert all(torch.allclose(run.ema[k], v, atol=1e-6) for k, v in expected.items())
+    assert any(not torch.equal(run.ema[k], v) for k, v in run.model.state_dict().items())
+    ckpt = run.save()
+    resumed = Run(cfg, tree, tmp_path / "run", resume=True, progress=False)
+    assert all(torch.equal(resumed.ema[k], v) for k, v in run.ema.items())
+    assert all(torch.equal(resumed.model.state_dict()[k], v) for k, v in run.model.state_dict().items())
+    averaged, _, _ = load_model(ckpt)
+    assert all(torch.equal(averaged.state_dict()[k], v) for k, v in run.ema.items())
+    export_checkpoint(ckpt, tmp_path / "avg.pt")
+    export_checkpoint(ckpt, tmp_path / "raw.pt", ema=False)
+    assert read_checkpoint(tmp_path / "avg.pt")["meta"]["weights"] == "moving average"
+    raw = read_checkpoint(tmp_path / "raw.pt")
+    assert "weights" not in raw["meta"]
+    assert all(torch.equal(raw["model"][k], v) for k, v in run.model.state_dict().items())
+    with pytest.raises(ValueError, match="ema"):
+        Run(tiny_config(tmp_path, ema=1.0), tree, tmp_path / "bad", progress=False)

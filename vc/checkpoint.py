@@ -6,7 +6,8 @@ that it loads with ``torch.load(..., weights_only=True)``; nothing is ever unpic
     format: "vc-checkpoint", version: 1
     model_config: dict (vc.model.ModelConfig), mel_config: dict (vc.features.MelConfig)
     model: state_dict of vc.model.VoiceConverter
-    train: {step, config, speakers, classifier, optimizers, rng, ...}  (absent in exported models)
+    train: {step, config, speakers, classifier, optimizers, rng, ...}  (absent in exported models);
+           with ``ema``: a moving average of the model's weights, which :func:`weights` prefers
     meta:  free-form facts (wall time, hardware, data) for the model card
 
 Files are written to a temporary name and renamed, so a kill never leaves a half-written file.
@@ -67,26 +68,37 @@ def read_checkpoint(path, expect_mel: MelConfig | None = MelConfig()) -> dict:
     return state
 
 
-def load_model(path, device: str = "cpu") -> tuple[VoiceConverter, MelConfig, dict]:
-    """-> (model in eval mode, its feature config, the raw checkpoint dict)."""
+def weights(state: dict, ema: bool = True) -> dict:
+    """The weights a checkpoint runs with: a training checkpoint's moving average of the weights
+    (``train["ema"]``, kept when the run's ``TrainConfig.ema`` > 0) unless ``ema`` is False, else
+    ``model``, the weights as trained (what ``--resume`` continues from)."""
+    if ema and "ema" in state.get("train", {}):
+        return state["train"]["ema"]
+    return state["model"]
+
+
+def load_model(path, device: str = "cpu", ema: bool = True) -> tuple[VoiceConverter, MelConfig, dict]:
+    """-> (model in eval mode, its feature config, the raw checkpoint dict). The model holds
+    :func:`weights`: a training run's moving average when it kept one and ``ema``."""
     state = read_checkpoint(path)
     model = VoiceConverter(ModelConfig.from_dict(state["model_config"]))
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights(state, ema))
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not fit the model config ({str(e).splitlines()[0]})") from None
     return model.to(device).eval(), MelConfig.from_dict(state["mel_config"]), state
 
 
-def average_models(paths) -> tuple[VoiceConverter, MelConfig, list[dict]]:
+def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, list[dict]]:
     """Uniform weight average of checkpoints of one architecture: a "model soup" (Wortsman et al.
     2022). It works for fine-tunes of one start (e.g. several seeds or recipes continued from the
     same model), whose weights stay in one basin; unrelated models average to noise.
+    Each input contributes its :func:`weights` (``ema`` as there).
     -> (averaged model in eval mode, feature config, each input's raw checkpoint dict)."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise CheckpointError("no checkpoints to average")
-    model, mel_cfg, first = load_model(paths[0])
+    model, mel_cfg, first = load_model(paths[0], ema=ema)
     states = [first]
     for path in paths[1:]:
         state = read_checkpoint(path)
@@ -94,23 +106,25 @@ def average_models(paths) -> tuple[VoiceConverter, MelConfig, list[dict]]:
             raise CheckpointError(f"{path}: another architecture than {paths[0]}, cannot average "
                                   f"({state['model_config']} vs {model.cfg.to_dict()})")
         states.append(state)
-    mean = {}
-    for name, value in first["model"].items():
+    mean, each = {}, [weights(s, ema) for s in states]
+    for name, value in each[0].items():
         if value.is_floating_point():
-            mean[name] = torch.stack([s["model"][name].float() for s in states]).mean(0).to(value.dtype)
+            mean[name] = torch.stack([w[name].float() for w in each]).mean(0).to(value.dtype)
         else:
             mean[name] = value
     model.load_state_dict(mean)
     return model, mel_cfg, states
 
 
-def export_checkpoint(src, dst, meta: dict | None = None) -> Path:
+def export_checkpoint(src, dst, meta: dict | None = None, ema: bool = True) -> Path:
     """Strip training state (optimisers, adversary): the small file that inference needs. ``src``
-    may be a list of checkpoints: then their weight average (``average_models``) is exported."""
+    may be a list of checkpoints: then their weight average (``average_models``) is exported.
+    A training checkpoint's moving average of the weights is what is exported, unless ``ema`` is
+    False (then the weights as trained); ``meta["weights"]`` says which."""
     if isinstance(src, (list, tuple)) and len(src) == 1:
         src = src[0]
     if isinstance(src, (list, tuple)):
-        model, mel_cfg, states = average_models(src)
+        model, mel_cfg, states = average_models(src, ema)
         info = {"average_of": [str(p) for p in src],
                 "steps": [int(s["train"]["step"]) if "train" in s else s.get("meta", {}).get("step")
                           for s in states]}
@@ -118,9 +132,14 @@ def export_checkpoint(src, dst, meta: dict | None = None) -> Path:
         if all(isinstance(w, (int, float)) for w in walls):
             info["wall_seconds"] = round(float(sum(walls)), 1)      # the training of all the inputs
     else:
-        model, mel_cfg, state = load_model(src)
+        model, mel_cfg, state = load_model(src, ema=ema)
+        states = [state]
         info = dict(state.get("meta", {}))
         if "train" in state:
             info.setdefault("step", int(state["train"]["step"]))
+    averaged = [ema and "ema" in s.get("train", {}) for s in states]
+    if any(averaged):
+        info["weights"] = ("moving average" if all(averaged) else
+                           f"moving average in {sum(averaged)} of {len(averaged)} inputs")
     info.update(meta or {})
     return save_checkpoint(dst, model, mel_cfg, meta=info)

@@ -154,7 +154,7 @@ def cmd_export(args) -> int:
     meta = {} if args.strength is None else {"strength": args.strength}
     if args.note:
         meta["note"] = args.note
-    out = export_checkpoint(args.checkpoint, args.output, meta=meta)
+    out = export_checkpoint(args.checkpoint, args.output, meta=meta, ema=not args.raw)
     what = f"the average of {len(args.checkpoint)} models, " if len(args.checkpoint) > 1 else ""
     print(f"wrote {out} ({what}{out.stat().st_size / 1e6:.1f} MB): use it with `vc convert --model {out}`")
     return 0
@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the conversion strength the model uses by default (stored in the file; "
                         "default: the checkpoint's own, else 1)")
     p.add_argument("--note", help="a line about the model, stored in the file (meta['note'])")
+    p.add_argument("--raw", action="store_true",
+                   help="the weights as trained, not the run's moving average of them (for runs "
+                        "trained with `ema`; without it there is only one kind)")
     p.set_defaults(func=cmd_export)
 
     for module in ("evaluate", "batch", "demo", "vctk_cli"):

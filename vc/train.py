@@ -123,9 +123,12 @@ class Run:
         self.clf_opt = torch.optim.AdamW(self.clf.parameters(), lr=cfg.clf_lr, betas=(0.9, 0.99))
         self.step, self.best_val, self.started = 0, float("inf"), time.time()
         self.elapsed_before = 0.0
+        self.ema = None                  # {name: tensor}: the moving average of the weights (cfg.ema)
         self.checkpoints = RunCheckpoints(self)
         if not (resume and self.checkpoints.resume()) and cfg.init_from:
             self.checkpoints.warm_start(cfg.init_from)
+        if cfg.ema > 0 and self.ema is None:     # starts at the weights the run starts from
+            self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.rank == 0:
             with atomic_open(self.run_dir / "config.yaml") as f:
                 f.write(yaml.safe_dump(asdict(cfg), sort_keys=False))
@@ -296,6 +299,11 @@ class Run:
                 p.grad /= self.world
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
+        if self.ema is not None:         # ema <- ema + (1 - decay) * (weights - ema)
+            with torch.no_grad():
+                for name, value in self.model.state_dict().items():
+                    avg = self.ema[name]
+                    avg.lerp_(value, 1 - cfg.ema) if avg.is_floating_point() else avg.copy_(value)
 
         # then the adversary learns to name the speaker from the (detached) content code
         for _ in range(cfg.clf_steps):

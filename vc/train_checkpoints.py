@@ -3,7 +3,7 @@ the last ``keep_last``), resuming from the newest one that reads, and warm start
 
 The layout (vc.checkpoint adds the model, mel settings and meta): ``train`` = step, config,
 speakers, classifier, dvector_head, critic, critic_optimizer, optimizer, clf_optimizer,
-best_val, elapsed. Checkpoints of earlier versions (without dvector_head, critic or elapsed)
+best_val, elapsed, and with ``TrainConfig.ema`` the moving average ``ema`` (vc.checkpoint.weights). Checkpoints of earlier versions (without dvector_head, critic or elapsed)
 still resume. StopSignals turns SIGINT / SIGTERM into "save, then stop".
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from .checkpoint import CheckpointError, read_checkpoint, save_checkpoint, weights
 from .model import AdaIN
 
 
@@ -34,7 +34,8 @@ class RunCheckpoints:
 
     def state(self) -> dict:
         r = self.run
-        return {"step": r.step, "config": asdict(r.cfg), "speakers": r.speakers,
+        ema = {} if r.ema is None else {"ema": {k: v.detach().cpu() for k, v in r.ema.items()}}
+        return {**ema, "step": r.step, "config": asdict(r.cfg), "speakers": r.speakers,
                 "classifier": r.clf.state_dict(), "dvector_head": r.dvec_head.state_dict(),
                 "critic": r.critic.state_dict(), "critic_optimizer": r.critic_opt.state_dict(),
                 "optimizer": r.opt.state_dict(),
@@ -82,6 +83,8 @@ class RunCheckpoints:
             if "critic" in tr:
                 r.critic.load_state_dict(tr["critic"])
                 r.critic_opt.load_state_dict(tr["critic_optimizer"])
+            if "ema" in tr and r.cfg.ema > 0:
+                r.ema = {k: v.to(r.device) for k, v in tr["ema"].items()}
             r.opt.load_state_dict(tr["optimizer"])
             r.clf_opt.load_state_dict(tr["clf_optimizer"])
             r.step, r.best_val = int(tr["step"]), float(tr["best_val"])
@@ -99,10 +102,11 @@ class RunCheckpoints:
         the new input channels zeroed, so the widened network starts out computing what the old one
         did (an AdaIN projection's scale and shift halves are widened each in its own slice).
         The others, and the modules named in ``init_fresh``, keep their fresh initialisation.
-        Optimisers start fresh."""
+        A training checkpoint gives its moving average of the weights when it kept one
+        (vc.checkpoint.weights). Optimisers start fresh."""
         r = self.run
         fresh = tuple(f"{m}." for m in r.cfg.init_fresh)
-        theirs = read_checkpoint(path)["model"]
+        theirs = weights(read_checkpoint(path))
         unknown = [m for m in fresh if not any(k.startswith(m) for k in theirs)]
         if unknown:
             raise ValueError(f"init_fresh: {path} has no module {', '.join(m[:-1] for m in unknown)}")

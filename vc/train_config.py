@@ -58,6 +58,10 @@ class TrainConfig:
                                                 # speaker vectors, s uniform in [1, swap_strength] per item
                                                 # (> 1: trains the conversions that vc.convert's strength makes)
     gan_speaker: bool = False                   # the critic also hears whose voice: its patches conditioned on the reference's Resemblyzer d-vector (a real segment with another's counts as fake)
+    ema: float = 0.0                            # decay of a moving average of the weights kept beside them
+                                                # (0: none; 0.999 ~ the last 1,000 steps; the start's weight
+                                                # fades as ema ** steps). Export, `--model CKPT` and warm
+                                                # starts use it; validation and best.pt the weights as trained
     split: str = "train"                        # the manifest split to train on
     val_per_speaker: int = 1                    # held-out utterances of speakers with >= 3
     seed: int = 0
@@ -93,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {self.speaker_judge!r}")
         if self.voice_warp > 0 and self.dvector_weight > 0:
             raise ValueError("voice_warp and dvector_weight: the stored d-vectors are of the unwarped clips")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema: a decay from 0 (none) up to but not including 1, not {self.ema!r}")
         if self.speaker_contrast > 0 and (self.per_speaker < 2 or self.voice_warp > 0):
             raise ValueError("speaker_contrast compares the items of one speaker: it needs per_speaker >= 2 "
                              "and no voice_warp (which makes each item a new voice)")
