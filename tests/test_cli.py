@@ -232,7 +232,6 @@ def test_export_averages_several_and_sets_the_strength(tmp_path, tiny_checkpoint
     _one_line_error(capsys, "strength")
 
 
-
 def test_export_raw_takes_the_weights_as_trained_not_their_average(tmp_path):
     from vc.checkpoint import read_checkpoint, save_checkpoint
     from vc.features import MelConfig

@@ -22,6 +22,7 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      both against over-smoothed output; with ``gan_speaker`` the critic also hears whose voice
      each output should be (the reference's Resemblyzer d-vector, the swap's target's), and a
      real segment given another speaker's d-vector is one more fake for it;
+     (the loss of 1 and 3 is composed in vc.train_objective);
   4. the adversary (``clf_steps`` updates) and the critic take their own steps. A warm start's
      adversary is fresh; ``clf_pretrain`` trains it alone first, so that it pushes from step 0.
 
@@ -54,15 +55,16 @@ from .data import (SegmentSampler, StepBatches, build_cache, find_utterances, sp
                    training_store)
 from .features import MelConfig
 from .files import atomic_open
-from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters, instance_norm
+from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
 from .train_checkpoints import RunCheckpoints, StopSignals, checkpoints
 from .train_config import DEFAULT_CONFIG, TrainConfig, learning_rate
+from .train_objective import RunObjective
 from .train_reports import RunReports
 
 
 class Run:
-    """One training process: its data, networks and optimisers, one step (:meth:`objective`,
-    :meth:`train_step`) and the loop (:meth:`train`). Checkpoints are
+    """One training process: its data, networks and optimisers, one step (:meth:`train_step`, whose
+    loss is ``self.objective``: vc.train_objective.RunObjective) and the loop (:meth:`train`). Checkpoints are
     :class:`vc.train_checkpoints.RunCheckpoints` (``self.checkpoints``); logs, validation and
     samples :class:`vc.train_reports.RunReports` (``self.reports``, rank 0)."""
 
@@ -88,24 +90,8 @@ class Run:
         self.speakers = self.sampler.speakers
         self.batches = StepBatches(self.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed, self.rank,
                                    cfg.warp, cfg.tilt_db, cfg.voice_warp)
-        self.dvectors = None
-        # one frozen Resemblyzer for who hears the swap's voice (cycle_speaker) and whose voice each
-        # critic patch should be (gan_speaker)
-        swap_judge = cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer"
-        voice_critic = cfg.gan_speaker and cfg.gan_weight > 0
-        resemblyzer = None
-        if swap_judge or voice_critic:
-            from .speaker_judge import ResemblyzerJudge
-            resemblyzer = ResemblyzerJudge(self.mel_cfg).to(self.device)
-        self.judge = resemblyzer if swap_judge else None
-        self.voice_judge = resemblyzer if voice_critic else None
-        self.asr_judge = None
-        if cfg.asr_weight > 0:
-            from .asr_judge import WhisperJudge
-            self.asr_judge = WhisperJudge(self.mel_cfg).to(self.device)
-        if cfg.dvector_weight > 0:
-            from . import dvectors
-            self.dvectors = dvectors.build(train_utts, self.cache_dir, progress=progress and self.rank == 0)
+        # the loss of a step, and the frozen judges it needs (built before the seeded networks)
+        self.objective = RunObjective(self, train_utts)
 
         # model, adversary, optimisers
         self.model_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
@@ -113,7 +99,7 @@ class Run:
         self.model = VoiceConverter(self.model_cfg).to(self.device)
         self.clf = SpeakerClassifier(self.model_cfg, len(self.speakers)).to(self.device)
         self.critic = discriminator.MelPatchCritic(mel_mean=self.model_cfg.mel_mean, mel_std=self.model_cfg.mel_std,
-                                                   speaker_dim=256 if self.voice_judge else 0,
+                                                   speaker_dim=256 if self.objective.voice_judge else 0,
                                                    time_stride=cfg.gan_time_stride).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.9))
         # training-only head: speaker vector -> Resemblyzer d-vector (distillation)
@@ -199,87 +185,6 @@ class Run:
             return batch.perturbed.to(self.device)
         return perturb_speaker(batch.segments.to(self.device), self.cfg.warp, self.cfg.tilt_db)
 
-    def objective(self, batch, step: int):
-        """The autoencoder's loss on ``batch`` -> (loss, content code, speaker indices, metrics).
-
-        reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
-        held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
-        Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
-        + the spectral detail of the reconstruction + the critic's verdicts."""
-        cfg = self.cfg
-        seg, ref, spk = (t.to(self.device) for t in batch[:3])
-        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
-        with self.autocast():
-            out = self.ae(self.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
-                          swap_strength=cfg.swap_strength)
-        out = type(out)(*(None if t is None else t.float() for t in out))
-        lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
-        rec = losses.reconstruction(out.recon, seg)
-        with self.autocast():
-            logits = losses.frozen(self.clf, out.content).float()
-        adv = losses.adversarial(logits, spk, cfg.adv_loss)
-        m = {"loss/reconstruction": rec, "loss/adversarial": adv}
-        loss = rec + lam * adv
-        if cfg.detail_weight > 0:        # sharp harmonics, not their average
-            m["loss/spectral_detail"] = d = losses.spectral_detail(out.recon, seg)
-            loss = loss + cfg.detail_weight * d
-        if cfg.speaker_contrast > 0:     # one speaker's references, other utterances, give one voice
-            m["loss/speaker_contrast"] = c = losses.speaker_contrast(out.speaker, cfg.per_speaker)
-            loss = loss + cfg.speaker_contrast * c
-        if cfg.cycle_content > 0:        # the conversion says the same words: its content code = the source's
-            swapped = self.model._pad(self.model._batched(out.swapped))
-            with self.autocast():
-                back = losses.frozen(self.model.content_encoder, swapped).float()
-            m["loss/cycle_content"] = c = losses.reconstruction(back, out.content.detach())
-            loss = loss + cfg.cycle_content * c
-        if cfg.cycle_speaker > 0:        # ... in the target's voice, as a frozen speaker network hears it
-            with self.autocast():
-                if self.judge is not None:   # Resemblyzer: the target is its view of the target's reference
-                    back = self.judge(out.swapped)
-                    with torch.no_grad():
-                        target = self.judge(ref.roll(cfg.per_speaker, 0))
-                else:                        # the model's own speaker encoder
-                    back = losses.frozen(self.model.speaker_encoder, self.model._batched(out.swapped))
-                    target = out.speaker.roll(cfg.per_speaker, 0).detach()
-            back, target = back.float(), target.float()
-            m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
-            loss = loss + cfg.cycle_speaker * c
-        if self.asr_judge is not None:   # Whisper hears the input's words in what the decoder made
-            outputs = [out.recon] + ([out.swapped] if cfg.asr_on_swap and out.swapped is not None else [])
-            with self.autocast():
-                with torch.no_grad():
-                    target = self.asr_judge(seg).float()
-                heard = [self.asr_judge(o).float() for o in outputs]
-            if cfg.asr_norm:             # each channel's mean and spread over time removed: (B, T, D) -> (B, D, T) and back
-                target, *heard = (instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in (target, *heard))
-            m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
-            loss = loss + cfg.asr_weight * a
-        if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
-            from .dvectors import lookup
-            target = lookup(self.dvectors, batch.reference_paths).to(self.device)
-            m["loss/dvector"] = d = losses.cosine_distance(self.dvec_head(out.speaker), target)
-            loss = loss + cfg.dvector_weight * d
-        self._fakes = [out.recon.detach()] + ([out.swapped.detach()] if out.swapped is not None else [])
-        self._voices = [None] * len(self._fakes)
-        if self.voice_judge is not None:  # whose voice: the reference's d-vector; the swap's is its target's
-            with torch.no_grad(), self.autocast():
-                voice = self.voice_judge(ref).float()
-            self._voices = [voice, voice.roll(cfg.per_speaker, 0)][:len(self._fakes)]
-        if cfg.gan_weight > 0:           # sharper spectra: the critic takes the outputs for real ones
-            with self.autocast():
-                fake_scores, fake_feats = losses.frozen(self.critic, out.recon, self._voices[0])
-                with torch.no_grad():
-                    _, real_feats = self.critic(seg, self._voices[0])
-                fm = discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
-                g = discriminator.generator_loss(fake_scores.float())
-                if out.swapped is not None:
-                    g = (g + discriminator.generator_loss(
-                        losses.frozen(self.critic, out.swapped, self._voices[1])[0].float())) / 2
-            m["loss/gan_generator"], m["loss/feature_matching"] = g, fm
-            loss = loss + cfg.gan_weight * (g + fm)
-        m["adversary/weight"] = lam
-        return loss, out.content, spk, m
-
     def train_step(self, batch=None) -> dict:
         """One step on the batch of step ``self.step`` (``batch``: that batch, drawn by a loader)."""
         cfg, step = self.cfg, self.step
@@ -293,7 +198,7 @@ class Run:
         # the autoencoder rebuilds, fools the adversary, and keeps its conversions honest
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        if self.distributed and self.dvectors is not None:   # the head is not inside DDP
+        if self.distributed and self.objective.dvectors is not None:   # the head is not inside DDP
             for p in self.dvec_head.parameters():
                 dist.all_reduce(p.grad)
                 p.grad /= self.world
@@ -311,7 +216,7 @@ class Run:
 
         # and the critic learns to tell real segments from the outputs
         if cfg.gan_weight > 0:
-            real_mel, fakes, voices = batch.segments.to(self.device), self._fakes, self._voices
+            real_mel, fakes, voices = batch.segments.to(self.device), self.objective.fakes, self.objective.voices
             if voices[0] is not None:    # a real segment heard as another speaker's voice is fake too
                 fakes, voices = [*fakes, real_mel], [*voices, voices[0].roll(cfg.per_speaker, 0)]
             with self.autocast():

@@ -1,0 +1,125 @@
+"""The autoencoder's training loss, one batch at a time: the frozen judges some of its terms
+need (Resemblyzer, Whisper's encoder, stored d-vectors) and the sum of the terms that
+``TrainConfig`` switches on (the list is in vc.train's docstring). :class:`vc.train.Run` holds the
+networks and optimisers and takes the steps; this file says what a step minimises.
+
+Shapes: a batch's segments and references (B, n_mels, T) log-mel; the swap decodes each content
+code with the speaker vector ``per_speaker`` items further on (another speaker's).
+"""
+from __future__ import annotations
+
+import torch
+
+from . import discriminator, losses
+from .model import instance_norm
+
+
+class RunObjective:
+    """``objective(batch, step)`` -> (loss, content code, speaker indices, metrics) for ``run``
+    (a :class:`vc.train.Run`); it also keeps that batch's outputs for the critic's own step
+    (``fakes``, and ``voices``: whose voice each should be, with ``gan_speaker``)."""
+
+    def __init__(self, run, train_utts):
+        self.run = run
+        cfg = run.cfg
+        self.fakes, self.voices = [], []
+        self.dvectors = None
+        # one frozen Resemblyzer for who hears the swap's voice (cycle_speaker) and whose voice each
+        # critic patch should be (gan_speaker)
+        swap_judge = cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer"
+        voice_critic = cfg.gan_speaker and cfg.gan_weight > 0
+        resemblyzer = None
+        if swap_judge or voice_critic:
+            from .speaker_judge import ResemblyzerJudge
+            resemblyzer = ResemblyzerJudge(run.mel_cfg).to(run.device)
+        self.judge = resemblyzer if swap_judge else None
+        self.voice_judge = resemblyzer if voice_critic else None
+        self.asr_judge = None
+        if cfg.asr_weight > 0:
+            from .asr_judge import WhisperJudge
+            self.asr_judge = WhisperJudge(run.mel_cfg).to(run.device)
+        if cfg.dvector_weight > 0:
+            from . import dvectors
+            self.dvectors = dvectors.build(train_utts, run.cache_dir, progress=run.progress and run.rank == 0)
+
+    def __call__(self, batch, step: int):
+        """The autoencoder's loss on ``batch`` -> (loss, content code, speaker indices, metrics).
+
+        reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
+        held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
+        Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
+        + the spectral detail of the reconstruction + the critic's verdicts."""
+        r = self.run
+        cfg = r.cfg
+        seg, ref, spk = (t.to(r.device) for t in batch[:3])
+        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
+        with r.autocast():
+            out = r.ae(r.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
+                       swap_strength=cfg.swap_strength)
+        out = type(out)(*(None if t is None else t.float() for t in out))
+        lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
+        rec = losses.reconstruction(out.recon, seg)
+        with r.autocast():
+            logits = losses.frozen(r.clf, out.content).float()
+        adv = losses.adversarial(logits, spk, cfg.adv_loss)
+        m = {"loss/reconstruction": rec, "loss/adversarial": adv}
+        loss = rec + lam * adv
+        if cfg.detail_weight > 0:        # sharp harmonics, not their average
+            m["loss/spectral_detail"] = d = losses.spectral_detail(out.recon, seg)
+            loss = loss + cfg.detail_weight * d
+        if cfg.speaker_contrast > 0:     # one speaker's references, other utterances, give one voice
+            m["loss/speaker_contrast"] = c = losses.speaker_contrast(out.speaker, cfg.per_speaker)
+            loss = loss + cfg.speaker_contrast * c
+        if cfg.cycle_content > 0:        # the conversion says the same words: its content code = the source's
+            swapped = r.model._pad(r.model._batched(out.swapped))
+            with r.autocast():
+                back = losses.frozen(r.model.content_encoder, swapped).float()
+            m["loss/cycle_content"] = c = losses.reconstruction(back, out.content.detach())
+            loss = loss + cfg.cycle_content * c
+        if cfg.cycle_speaker > 0:        # ... in the target's voice, as a frozen speaker network hears it
+            with r.autocast():
+                if self.judge is not None:   # Resemblyzer: the target is its view of the target's reference
+                    back = self.judge(out.swapped)
+                    with torch.no_grad():
+                        target = self.judge(ref.roll(cfg.per_speaker, 0))
+                else:                        # the model's own speaker encoder
+                    back = losses.frozen(r.model.speaker_encoder, r.model._batched(out.swapped))
+                    target = out.speaker.roll(cfg.per_speaker, 0).detach()
+            back, target = back.float(), target.float()
+            m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
+            loss = loss + cfg.cycle_speaker * c
+        if self.asr_judge is not None:   # Whisper hears the input's words in what the decoder made
+            outputs = [out.recon] + ([out.swapped] if cfg.asr_on_swap and out.swapped is not None else [])
+            with r.autocast():
+                with torch.no_grad():
+                    target = self.asr_judge(seg).float()
+                heard = [self.asr_judge(o).float() for o in outputs]
+            if cfg.asr_norm:             # each channel's mean and spread over time removed: (B, T, D) -> (B, D, T) and back
+                target, *heard = (instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in (target, *heard))
+            m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
+            loss = loss + cfg.asr_weight * a
+        if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
+            from .dvectors import lookup
+            target = lookup(self.dvectors, batch.reference_paths).to(r.device)
+            m["loss/dvector"] = d = losses.cosine_distance(r.dvec_head(out.speaker), target)
+            loss = loss + cfg.dvector_weight * d
+        self.fakes = [out.recon.detach()] + ([out.swapped.detach()] if out.swapped is not None else [])
+        self.voices = [None] * len(self.fakes)
+        if self.voice_judge is not None:  # whose voice: the reference's d-vector; the swap's is its target's
+            with torch.no_grad(), r.autocast():
+                voice = self.voice_judge(ref).float()
+            self.voices = [voice, voice.roll(cfg.per_speaker, 0)][:len(self.fakes)]
+        if cfg.gan_weight > 0:           # sharper spectra: the critic takes the outputs for real ones
+            with r.autocast():
+                fake_scores, fake_feats = losses.frozen(r.critic, out.recon, self.voices[0])
+                with torch.no_grad():
+                    _, real_feats = r.critic(seg, self.voices[0])
+                fm = discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
+                g = discriminator.generator_loss(fake_scores.float())
+                if out.swapped is not None:
+                    g = (g + discriminator.generator_loss(
+                        losses.frozen(r.critic, out.swapped, self.voices[1])[0].float())) / 2
+            m["loss/gan_generator"], m["loss/feature_matching"] = g, fm
+            loss = loss + cfg.gan_weight * (g + fm)
+        m["adversary/weight"] = lam
+        return loss, out.content, spk, m
