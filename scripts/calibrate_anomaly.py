@@ -22,6 +22,7 @@ from vc.anomaly import ANOMALY_FILE, CLIP_SHARE, clipped_share, combine, file_sh
 from vc.audio import load_audio, prepare
 from vc.checkpoint import load_model
 from vc.convert import DEFAULT_MODEL, long_mel
+from vc.pitch import pitch_features
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -127,7 +128,9 @@ def main():
 
     def measure(wav, native, speaker=""):
         """The model's parts of ``wav`` (prepared, at SR), and the clipping share of ``native``."""
-        return {**parts(model, long_mel(torch.from_numpy(wav), mel_cfg)), "clip": clipped_share(native), "speaker_name": speaker}
+        pitch = torch.from_numpy(pitch_features(wav, mel_cfg)) if model.cfg.pitch_channels else None
+        return {**parts(model, long_mel(torch.from_numpy(wav), mel_cfg), pitch=pitch), "clip": clipped_share(native),
+                "speaker_name": speaker}
 
     calib_rows = random.Random(0).sample(rows({"train", "val"}), args.n)
     calib = [measure(load_audio(DATA / r["path"], SR), native_samples(DATA / r["path"])) for r in tqdm(calib_rows, desc="calibration")]

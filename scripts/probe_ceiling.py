@@ -81,7 +81,7 @@ def main(argv=None) -> int:
         reference = embed(other)
         with torch.inference_mode():
             M = conv.mel(clip)
-            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0])
+            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0], pitch=conv.pitch(clip))
             for name, mel in mixes(M, R).items():
                 sims.setdefault(name, []).append(speaker.cosine(embed(conv.vocode(mel)), reference))
         tqdm.write(f"{spk}: reconstruction {sims['reconstruction'][-1]:.3f}, real {sims['real (vocoder resynthesis)'][-1]:.3f}")

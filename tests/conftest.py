@@ -88,6 +88,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def pitch_checkpoint(tmp_path_factory) -> Path:
+    """A tiny model whose decoder reads the source's pitch (vc.pitch), its pitch projections made
+    non-zero (as training makes them), saved as a vc checkpoint."""
+    torch.manual_seed(0)
+    model = VoiceConverter(ModelConfig(**TINY, pitch_channels=2)).eval()
+    for layer in model.decoder.pitch_in:
+        torch.nn.init.normal_(layer.weight, std=0.5)
+    path = tmp_path_factory.mktemp("pitch") / "pitch.pt"
+    save_checkpoint(path, model, MelConfig(), meta={"note": "random weights, tests only"})
+    return path
+
+
 @pytest.fixture
 def wav_a(tmp_path) -> Path:
     return write_wav(tmp_path / "a.wav", 2.0, 16000, f0=110, seed=1)

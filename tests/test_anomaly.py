@@ -104,3 +104,23 @@ def test_calibration_thresholds_flag_one_percent_of_calibration_speech():
     both = cal_script.thresholds(calib, ("ratio", "speaker"))
     assert both["ratio"] > one["ratio"]
     assert np.mean([anomaly.combine(c, both) > 1 for c in calib]) <= 0.01
+
+
+def test_a_model_that_reads_pitch_is_checked_with_the_clips_pitch(tmp_path, pitch_checkpoint, example_clips,
+                                                                   monkeypatch, capsys):
+    from vc.convert import load
+    from vc.page import not_speech
+    conv = load(pitch_checkpoint, vocoder="griffinlim")
+    wav = conv.load(example_clips[0])
+    mel, pitch = conv.mel(wav), conv.pitch(wav)
+    with pytest.raises(ValueError, match="reads the source's pitch"):
+        anomaly.parts(conv.model, mel)
+    flipped = pitch * torch.tensor([[-1.0], [1.0]])
+    assert anomaly.parts(conv.model, mel, pitch=pitch)["recon"] != anomaly.parts(conv.model, mel, pitch=flipped)["recon"]
+    entry = {"thresholds": {"ratio": 1e-6}, "speaker_stats": {"mean": [0.0], "std": [1.0]}}   # flags everything
+    table = tmp_path / "anomaly.json"
+    monkeypatch.setattr(anomaly, "ANOMALY_FILE", table)
+    table.write_text(json.dumps({anomaly.file_sha1(pitch_checkpoint): entry}))
+    assert "does not sound like clean speech" in _convert([example_clips[0], example_clips[1], "-o", tmp_path / "o.wav",
+                                                           "--model", pitch_checkpoint], capsys)
+    assert "does not sound like clean speech" in not_speech(conv, pitch_checkpoint, mel, "Clip A", pitch=pitch)

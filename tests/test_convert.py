@@ -133,3 +133,50 @@ def test_adapt_option_changes_the_output_and_a_bad_one_is_one_line(tmp_path, tin
             assert code == 0
             written[n], _ = sf.read(str(sorted(out.rglob("*.wav"))[0]))
     assert written["0"].shape == written["10"].shape and abs(written["0"] - written["10"]).max() > 1e-4
+
+
+# -- a model that reads the source's pitch (ModelConfig.pitch_channels, vc.pitch) ----------------
+@pytest.mark.parametrize("command", ["convert", "swap", "batch"])
+def test_a_pitch_model_hears_the_sources_pitch_in_every_command(tmp_path, pitch_checkpoint, wav_a, wav_b,
+                                                                monkeypatch, command):
+    """Each command gives the model the source's vc.pitch features; other pitch, other output."""
+    import shutil
+    from vc.convert import Converter
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    shutil.copy(wav_a, sources / wav_a.name)
+    real_pitch, written = Converter.pitch, {}
+    for name, flip in (("real", 1.0), ("flipped", -1.0)):
+        monkeypatch.setattr(Converter, "pitch", lambda self, wav, f=flip: None if (p := real_pitch(self, wav)) is None
+                            else p * torch.tensor([[f], [1.0]]))
+        out = tmp_path / name
+        argv = {"convert": ["convert", str(wav_a), str(wav_b), "-o", str(out / "a.wav")],
+                "swap": ["swap", str(wav_a), str(wav_b), "-o", str(out)],
+                "batch": ["batch", "--sources", str(sources), "--target", str(wav_b), "-o", str(out),
+                          "--workers", "1", "--threads", "1"]}[command]
+        assert main(argv + ["--model", str(pitch_checkpoint), "--vocoder", "griffinlim"]) == 0
+        written[name] = {p.relative_to(out): sf.read(str(p))[0] for p in sorted(out.rglob("*.wav"))}
+    assert written["real"].keys() == written["flipped"].keys() and written["real"]
+    for key, wav in written["real"].items():
+        assert abs(wav - written["flipped"][key]).max() > 1e-4, key
+
+
+def test_a_pitch_model_refuses_to_decode_without_pitch_and_to_stream(pitch_checkpoint, wav_a, wav_b):
+    conv = load(pitch_checkpoint, vocoder="griffinlim")
+    mel = conv.mel(conv.load(wav_a))
+    with torch.inference_mode():
+        code = conv.model.encode(mel)                       # the codes need no pitch ...
+        with pytest.raises(ValueError, match="reads the source's pitch"):
+            conv.model.decode(code)                         # ... their decoding does
+        with pytest.raises(ValueError, match="pitch of shape"):
+            conv.model.encode(mel, torch.zeros(2, mel.shape[1] + 1))
+    with pytest.raises(ValueError, match="live conversion cannot use a model that reads pitch"):
+        next(conv.stream([conv.load(wav_a)], wav_b))
+
+
+def test_the_web_pages_swap_of_a_pitch_model_is_the_converters(pitch_checkpoint, wav_a, wav_b):
+    from vc.demo import swap_clips
+    conv = load(pitch_checkpoint, vocoder="griffinlim", strength=1.25)
+    ab, ba, _ = swap_clips(conv, wav_a, wav_b)
+    expected_ab, expected_ba = conv.swap(wav_a, wav_b)
+    assert abs(ab - expected_ab).max() < 1e-4 and abs(ba - expected_ba).max() < 1e-4

@@ -14,7 +14,7 @@ import yaml
 
 from vc import losses
 from vc.checkpoint import read_checkpoint
-from vc.data import StepBatches, build_cache, cache_path, find_utterances, load_cached
+from vc.data import StepBatches, build_cache, cache_path, compute_features, find_utterances, load_cached
 from vc.features import MelConfig
 from vc.train import Run, TrainConfig
 from conftest import TINY, write_wav
@@ -181,6 +181,43 @@ def test_warm_start_into_a_post_net_changes_nothing_until_it_learns(tree, tmp_pa
     assert run.model.decoder.post_out.weight.abs().sum() > 0     # the post-net is learning
 
 
+def test_warm_start_into_a_pitch_input_changes_nothing_until_it_learns(tree, tmp_path):
+    first = Run(tiny_config(tmp_path), tree, tmp_path / "plain", progress=False).train(3)
+    run = Run(tiny_config(tmp_path, model=dict(TINY, pitch_channels=2),
+                          init_from=str(tmp_path / "plain" / "ckpt_00000003.pt")),
+              tree, tmp_path / "pitch", progress=False)
+    mel, pitch = torch.randn(2, 80, 64) - 5, torch.randn(2, 2, 64)
+    first.model.eval(), run.model.eval()
+    with torch.no_grad():
+        assert torch.allclose(first.model(mel, mel)[0], run.model(mel, mel, pitch=pitch)[0], atol=1e-5)
+    run.model.train()
+    run.train_step()
+    assert all(layer.weight.abs().sum() > 0 for layer in run.model.decoder.pitch_in)   # it is learning
+    run.model.eval()
+    with torch.no_grad():                 # and what it learned depends on the pitch it is given
+        assert not torch.allclose(run.model(mel, mel, pitch=pitch)[0], run.model(mel, mel, pitch=-pitch)[0])
+
+
+def test_a_pitch_run_draws_each_segments_own_pitch(tree, tmp_path):
+    """Batch.pitch holds vc.pitch features of the very frames of each segment."""
+    run = Run(tiny_config(tmp_path, model=dict(TINY, pitch_channels=2)), tree, tmp_path / "run", progress=False)
+    batch = run.draw(0)
+    assert batch.pitch.shape == (batch.segments.shape[0], 2, batch.segments.shape[2])
+    rows = {p: j for j, p in enumerate(run.pitch_store.paths)}
+    for seg, pitch in zip(batch.segments.numpy(), batch.pitch.numpy()):
+        # find the segment in its utterance, then the pitch at the same frames
+        i = next(i for i in range(len(run.store)) if any(
+            np.array_equal(run.store.feature(i)[:, s:s + seg.shape[1]], seg)
+            for s in range(run.store.frames[i] - seg.shape[1] + 1)))
+        full = run.store.feature(i)
+        start = next(s for s in range(full.shape[1] - seg.shape[1] + 1)
+                     if np.array_equal(full[:, s:s + seg.shape[1]], seg))
+        expected = compute_features(run.store.paths[i], MelConfig(), "pitch")
+        assert np.allclose(run.pitch_store.feature(rows[run.store.paths[i]]), expected)
+        assert np.allclose(pitch, expected[:, start:start + seg.shape[1]])
+    assert batch.pitch[:, 1].mean() > 0.5          # the generated tones are mostly voiced
+
+
 # -- the model options of default model v2: each one lowers its own objective in one real step,
 #    and its training state survives a checkpoint --------------------------------------------
 OPTIONS = {
@@ -200,6 +237,7 @@ OPTIONS = {
     "spectral_detail": dict(detail_weight=1.0),
     "voice_warp": dict(voice_warp=0.2),
     "post_blocks": dict(model=dict(TINY, post_blocks=2)),
+    "pitch": dict(model=dict(TINY, pitch_channels=2), cycle_content=1.0),
     "speaker_noise": dict(model=dict(TINY, speaker_noise=0.1), cycle_content=1.0, cycle_speaker=1.0),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
@@ -228,7 +266,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
-        "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction",
+        "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction", "pitch": "loss/reconstruction",
         "speaker_noise": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     torch.manual_seed(0)

@@ -55,10 +55,11 @@ def smoothed(mel: torch.Tensor, frames: int = SMOOTH_FRAMES) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def parts(model, mel: torch.Tensor, speaker_stats: dict | None = None) -> dict:
+def parts(model, mel: torch.Tensor, speaker_stats: dict | None = None, pitch: torch.Tensor | None = None) -> dict:
     """(n_mels, T) log-mel -> {"recon", "trivial", "ratio", "speaker_vector"} and, given the
-    calibration's ``speaker_stats`` = {"mean", "std"} (lists of speaker_dim numbers), "speaker"."""
-    code = model.encode(mel)
+    calibration's ``speaker_stats`` = {"mean", "std"} (lists of speaker_dim numbers), "speaker".
+    ``pitch``: the clip's vc.pitch features, for a model that reads them."""
+    code = model.encode(mel, pitch)
     rebuilt = model.decode(code)[0]
     recon = (rebuilt - mel).abs().mean().item()
     trivial = (smoothed(mel) - mel).abs().mean().item()
@@ -121,13 +122,14 @@ def load_calibration(model_path, path=None) -> dict | None:
         return None
 
 
-def score(model, mel: torch.Tensor, calibration: dict) -> float:
-    return combine(parts(model, mel, calibration["speaker_stats"]), calibration["thresholds"])
+def score(model, mel: torch.Tensor, calibration: dict, pitch: torch.Tensor | None = None) -> float:
+    return combine(parts(model, mel, calibration["speaker_stats"], pitch), calibration["thresholds"])
 
 
-def check(model, mel: torch.Tensor, name, calibration: dict) -> str | None:
-    """The warning line for ``mel`` (of the input called ``name``), or None when it sounds like speech."""
-    return warning(name, score(model, mel, calibration))
+def check(model, mel: torch.Tensor, name, calibration: dict, pitch: torch.Tensor | None = None) -> str | None:
+    """The warning line for ``mel`` (of the input called ``name``; ``pitch``: its vc.pitch
+    features, for a model that reads them), or None when it sounds like speech."""
+    return warning(name, score(model, mel, calibration, pitch))
 
 
 def warning(name, value: float, threshold: float = 1.0) -> str | None:
@@ -149,8 +151,10 @@ def warn_inputs(converter, model_path, inputs, stream=None) -> list[str]:
     lines = []
     for path in dict.fromkeys(str(p) for p in inputs):
         native = native_samples(path)
-        line = ((clipping_warning(path, native) if native is not None else None)
-                or check(converter.model, converter.mel(converter.load(path)), path, calibration))
+        line = clipping_warning(path, native) if native is not None else None
+        if not line:
+            wav = converter.load(path)
+            line = check(converter.model, converter.mel(wav), path, calibration, converter.pitch(wav))
         if line:
             print(line, file=stream or sys.stderr)
             lines.append(line)

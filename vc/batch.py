@@ -101,7 +101,7 @@ class Worker:
         start, conv = time.perf_counter(), self.conv
         try:
             wav = conv.load(source)
-            mel = conv.convert_mel(conv.mel(wav), torch.from_numpy(speaker).to(conv.device))
+            mel = conv.convert_mel(conv.mel(wav), torch.from_numpy(speaker).to(conv.device), pitch=conv.pitch(wav))
             save_audio(output, match_loudness(conv.vocode(mel), wav), conv.sample_rate, out_rate=out_rate)
             return "", time.perf_counter() - start
         except Exception as e:     # the row fails with its reason; the batch goes on

@@ -28,6 +28,7 @@ from .audio import MAX_SECONDS, check_output, check_waveform, load_audio, match_
 from .checkpoint import load_model
 from .features import MelConfig, mel_spectrogram
 from .model import VoiceConverter, toward
+from .pitch import pitch_features
 from .vocoder import CHUNK_FRAMES, get_vocoder, resolve_precision, vocode_chunked
 
 DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "default.pt"
@@ -164,13 +165,24 @@ class Converter:
         self.timings.add("features", time.perf_counter() - t)
         return out
 
+    def pitch(self, wav: np.ndarray) -> torch.Tensor | None:
+        """(T,) -> (pitch_channels, frames) on the model's device, for a model that reads the
+        source's pitch (vc.pitch); None for one that does not."""
+        if not self.model.cfg.pitch_channels:
+            return None
+        t = time.perf_counter()
+        out = torch.from_numpy(pitch_features(wav, self.mel_cfg)).to(self.device)
+        self.timings.add("features", time.perf_counter() - t)
+        return out
+
     @torch.inference_mode()
-    def voice(self, mel: torch.Tensor) -> torch.Tensor:
+    def voice(self, mel: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         """(n_mels, T) -> (speaker_dim,): the speaker encoder's vector of one clip; with
         ``adapt_steps`` > 0 refined until the decoder rebuilds the clip best with it
-        (vc.model.VoiceConverter.fit_speaker: about 1 s per clip per 50 steps on one CPU core)."""
+        (vc.model.VoiceConverter.fit_speaker: about 1 s per clip per 50 steps on one CPU core;
+        a model that reads pitch needs the clip's ``pitch`` for that)."""
         if self.adapt_steps:
-            return self.model.fit_speaker(mel, self.adapt_steps)[0]
+            return self.model.fit_speaker(mel, self.adapt_steps, pitch=pitch)[0]
         return self.model.embed_speaker(mel)[0]
 
     @torch.inference_mode()
@@ -178,7 +190,8 @@ class Converter:
         """The speaker vector (speaker_dim,) of one or several clips of one voice (their mean)."""
         if not targets:
             raise ValueError("no target clip given (the voice to convert to)")
-        vecs = [self.voice(self.mel(self.load(t, "target waveform"))) for t in targets]
+        wavs = [self.load(t, "target waveform") for t in targets]
+        vecs = [self.voice(self.mel(w), self.pitch(w) if self.adapt_steps else None) for w in wavs]
         return torch.stack(vecs).mean(0)
 
     @torch.inference_mode()
@@ -199,15 +212,17 @@ class Converter:
 
     # -- conversions -------------------------------------------------------------------------
     @torch.inference_mode()
-    def convert_mel(self, source: torch.Tensor, speaker: torch.Tensor, own: torch.Tensor | None = None) -> torch.Tensor:
+    def convert_mel(self, source: torch.Tensor, speaker: torch.Tensor, own: torch.Tensor | None = None,
+                    pitch: torch.Tensor | None = None) -> torch.Tensor:
         """(n_mels, T) content + (speaker_dim,) voice -> (n_mels, T). With ``strength`` s != 1 the
         decoder gets source + s * (speaker - source), source being the source's own vector
-        (``own``, or found as :meth:`voice` finds the target's)."""
+        (``own``, or found as :meth:`voice` finds the target's). ``pitch`` (pitch_channels, T):
+        the source's (:meth:`pitch`), for a model that reads it."""
         t = time.perf_counter()
-        code = self.model.encode(source)
+        code = self.model.encode(source, pitch)
         if self.strength != 1.0:
             if own is None:
-                own = self.voice(source) if self.adapt_steps else code.speaker[0]
+                own = self.voice(source, pitch) if self.adapt_steps else code.speaker[0]
             speaker = toward(own, speaker, self.strength)
         out = self.model.decode(code.with_speaker(speaker[None]))[0]
         self.timings.add("model", time.perf_counter() - t)
@@ -218,17 +233,18 @@ class Converter:
         self.timings = Timings()
         src = self.load(source, "source waveform")
         targets = target if isinstance(target, (list, tuple)) else [target]
-        out = self.vocode(self.convert_mel(self.mel(src), self.speaker(*targets)))
+        out = self.vocode(self.convert_mel(self.mel(src), self.speaker(*targets), pitch=self.pitch(src)))
         return match_loudness(out, src) if match_input_loudness else out
 
     def swap(self, a, b, *, match_input_loudness: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(a's words in b's voice, b's words in a's voice)."""
         self.timings = Timings()
         wa, wb = self.load(a, "waveform a"), self.load(b, "waveform b")
-        ma, mb = self.mel(wa), self.mel(wb)
+        ma, mb, pa, pb = self.mel(wa), self.mel(wb), self.pitch(wa), self.pitch(wb)
         with torch.inference_mode():
-            sa, sb = self.voice(ma), self.voice(mb)
-        ab, ba = self.vocode(self.convert_mel(ma, sb, own=sa)), self.vocode(self.convert_mel(mb, sa, own=sb))
+            sa, sb = self.voice(ma, pa), self.voice(mb, pb)
+        ab = self.vocode(self.convert_mel(ma, sb, own=sa, pitch=pa))
+        ba = self.vocode(self.convert_mel(mb, sa, own=sb, pitch=pb))
         if match_input_loudness:
             ab, ba = match_loudness(ab, wa), match_loudness(ba, wb)
         return ab, ba

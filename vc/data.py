@@ -13,7 +13,8 @@ Batches hold ``batch_size // per_speaker`` different speakers (:class:`SegmentSa
 for each step from (seed, rank, step) alone, in worker processes or in this one
 (:func:`step_loader`).
 
-Shapes: a cached feature is (n_mels, frames) float32; a batch is (B, n_mels, segment_frames).
+Shapes: a cached feature is (n_mels, frames) float32 (a ``pitch`` one (2, frames), frame for
+frame with the mel); a batch is (B, n_mels, segment_frames).
 """
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ from .augment import new_voices, perturb_speaker
 from .feature_store import FeatureStore, Item, digest
 from .features import MelConfig, mel_spectrogram
 from .files import atomic_open
+from .pitch import PITCH_CHANNELS, pitch_features
+
+KINDS = ("mel", "pitch")     # what a cached feature is: a log-mel, or vc.pitch features
 
 
 @dataclass(frozen=True)
@@ -110,9 +114,11 @@ def split_validation(utts, per_speaker: int, seed: int):
     return train, val
 
 
-def cache_path(cache_dir, utt_path: str, cfg: MelConfig) -> Path:
+def cache_path(cache_dir, utt_path: str, cfg: MelConfig, kind: str = "mel") -> Path:
     st = os.stat(utt_path)
     key = f"{os.path.abspath(utt_path)}|{st.st_size}|{st.st_mtime_ns}|{sorted(cfg.to_dict().items())}"
+    if kind != "mel":
+        key += f"|{kind}"
     h = hashlib.sha1(key.encode()).hexdigest()
     return Path(cache_dir) / h[:2] / f"{h}.npy"
 
@@ -131,19 +137,22 @@ def load_cached(path: Path) -> np.ndarray | None:
         return None
 
 
-def compute_features(utt_path: str, cfg: MelConfig) -> np.ndarray:
+def compute_features(utt_path: str, cfg: MelConfig, kind: str = "mel") -> np.ndarray:
+    """The ``kind`` features (see KINDS) of one audio file."""
     wav = load_audio(utt_path, cfg.sample_rate, max_seconds=0)
+    if kind == "pitch":
+        return pitch_features(wav, cfg)
     return mel_spectrogram(wav, cfg).numpy()
 
 
 def _feature_job(args):
-    utt_path, cache_dir, cfg = args
+    utt_path, cache_dir, cfg, kind = args
     torch.set_num_threads(1)
-    path = cache_path(cache_dir, utt_path, cfg)
+    path = cache_path(cache_dir, utt_path, cfg, kind)
     if load_cached(path) is not None:
         return utt_path, None
     try:
-        _save_npy_atomic(path, compute_features(utt_path, cfg))
+        _save_npy_atomic(path, compute_features(utt_path, cfg, kind))
         return utt_path, None
     except AudioError as e:
         return utt_path, str(e)
@@ -157,13 +166,15 @@ _POOL_CONTEXT = multiprocessing.get_context("forkserver")
 
 
 def build_cache(utterances, cache_dir, cfg: MelConfig = MelConfig(), workers: int = 0,
-                progress: bool = True) -> tuple[list[Utterance], list[str]]:
-    """Make sure every utterance has cached features. Returns (usable utterances, problems).
+                progress: bool = True, kind: str = "mel") -> tuple[list[Utterance], list[str]]:
+    """Make sure every utterance has cached ``kind`` features. Returns (usable utterances, problems).
     Safe to interrupt and re-run: finished files are kept, half-written ones never count."""
+    if kind not in KINDS:
+        raise ValueError(f"feature kind: one of {KINDS}, not {kind!r}")
     workers = workers or os.cpu_count() or 1
-    jobs = [(u.path, str(cache_dir), cfg) for u in utterances]
+    jobs = [(u.path, str(cache_dir), cfg, kind) for u in utterances]
     problems: dict[str, str] = {}
-    bar = tqdm(total=len(jobs), desc="features", unit="file", disable=not progress)
+    bar = tqdm(total=len(jobs), desc="features" if kind == "mel" else kind, unit="file", disable=not progress)
     if workers == 1:
         results = map(_feature_job, jobs)
     else:
@@ -182,26 +193,30 @@ def build_cache(utterances, cache_dir, cfg: MelConfig = MelConfig(), workers: in
 # -- the training feature store ----------------------------------------------------------------
 
 def training_store(utterances, cache_dir, cfg: MelConfig = MelConfig(), dtype: str = "float32",
-                   workers: int = 0, progress: bool = True) -> FeatureStore:
+                   workers: int = 0, progress: bool = True, kind: str = "mel") -> FeatureStore:
     """The feature store of ``utterances`` under ``cache_dir/stores/``: opened when it is
     complete and up to date (no feature file is read then), else the per-file cache is completed
     (:func:`build_cache`, whose problems are printed) and the store (re)built from it. Its key
     covers every utterance's path, speaker, audio size and time (through :func:`cache_path`),
-    the mel settings and the dtype, so a store of other or changed audio is never read."""
+    the mel settings and the dtype, so a store of other or changed audio is never read.
+    ``kind="pitch"``: the store of their vc.pitch features (a store of its own, beside the mels')."""
     utterances = list(utterances)
-    cached = [cache_path(cache_dir, u.path, cfg) for u in utterances]
+    cached = [cache_path(cache_dir, u.path, cfg, kind) for u in utterances]
     key = digest("training-store", dtype, sorted(cfg.to_dict().items()),
                  [(u.path, u.speaker, c.name) for u, c in zip(utterances, cached)])
     name = digest("store-name", sorted((u.path, u.speaker) for u in utterances))[:16]
+    if kind != "mel":
+        name = f"{name}-{kind}"
 
     def items():
-        ok, problems = build_cache(utterances, cache_dir, cfg, workers=workers, progress=progress)
+        ok, problems = build_cache(utterances, cache_dir, cfg, workers=workers, progress=progress, kind=kind)
         for p in problems:
             print(f"skipped {p}")
         usable = {u.path for u in ok}
         return [Item(u.path, u.speaker, str(c)) for u, c in zip(utterances, cached) if u.path in usable]
 
-    return FeatureStore.open_or_build(Path(cache_dir) / "stores" / name, key, items, cfg.n_mels, dtype,
+    rows = PITCH_CHANNELS if kind == "pitch" else cfg.n_mels
+    return FeatureStore.open_or_build(Path(cache_dir) / "stores" / name, key, items, rows, dtype,
                                       workers=workers, progress=progress)
 
 
@@ -237,13 +252,15 @@ class Batch(NamedTuple):
     same speaker each; speakers (B,) speaker indices; reference_paths: the utterance of each
     reference (keys of per-utterance targets such as d-vectors). From :class:`StepBatches` also:
     perturbed, the voice-perturbed segments the content encoder reads, and rng_state, torch's
-    CPU generator after drawing them (the step goes on from there)."""
+    CPU generator after drawing them (the step goes on from there). pitch (B, 2, F): the
+    segments' vc.pitch features, where the sampler has them."""
     segments: torch.Tensor
     references: torch.Tensor
     speakers: torch.Tensor
     reference_paths: list
     perturbed: torch.Tensor | None = None
     rng_state: torch.Tensor | None = None
+    pitch: torch.Tensor | None = None
 
 
 class SegmentSampler:
@@ -259,12 +276,22 @@ class SegmentSampler:
     ``indices``: its utterances to draw from (default all), in this order within each speaker.
     Utterances shorter than half a segment are not used. ``by_speaker[name]`` lists the feature
     indices of a speaker; :meth:`feature` reads one whole.
+
+    ``pitch``: a store of the same utterances' vc.pitch features (matched by path; utterances
+    it lacks are not used): each segment's pitch comes with the batch (``Batch.pitch``).
     """
 
-    def __init__(self, features, segment_frames: int, seed: int = 0, indices=None):
-        self.features, self.segment_frames = features, segment_frames
+    def __init__(self, features, segment_frames: int, seed: int = 0, indices=None, pitch=None):
+        self.features, self.segment_frames, self.pitch = features, segment_frames, pitch
+        self.pitch_row = None
+        if pitch is not None:
+            rows = {p: j for j, p in enumerate(pitch.paths)}
+            self.pitch_row = [rows.get(p, -1) for p in features.paths]
         lists: dict[str, list[int]] = {}
         for i in (range(len(features)) if indices is None else indices):
+            if self.pitch_row is not None and (self.pitch_row[i] < 0 or
+                                               pitch.frames[self.pitch_row[i]] != features.frames[i]):
+                continue
             if features.frames[i] >= segment_frames // 2:
                 lists.setdefault(features.speakers[i], []).append(int(i))
         self.by_speaker = {s: np.asarray(v, dtype=np.int64) for s, v in lists.items()}
@@ -297,10 +324,16 @@ class SegmentSampler:
             start = int(self.rng.integers(0, frames - n + 1))
         return self.features.segment(i, start, n), start
 
+    def _pitch(self, i: int, start: int) -> np.ndarray:
+        """The pitch of the segment of utterance ``i`` from ``start`` (unvoiced past its end)."""
+        n = self.segment_frames
+        seg = self.pitch.segment(self.pitch_row[i], start, n)
+        return np.pad(seg, ((0, 0), (0, n - seg.shape[1]))) if seg.shape[1] < n else seg
+
     def batch(self, batch_size: int, per_speaker: int = 1) -> Batch:
         n_spk = min(max(1, batch_size // per_speaker), len(self.speakers))
         chosen = self.rng.choice(len(self.speakers), size=n_spk, replace=False)
-        segs, refs, idx, ref_paths = [], [], [], []
+        segs, refs, idx, ref_paths, pitch = [], [], [], [], []
         for i in chosen:
             utts = self.by_speaker[self.speakers[i]]
             for _ in range(per_speaker):
@@ -308,11 +341,14 @@ class SegmentSampler:
                 b = (a + self.rng.integers(1, len(utts))) % len(utts) if len(utts) > 1 else a
                 seg, start = self._crop(utts[a])
                 segs.append(seg)
+                if self.pitch is not None:
+                    pitch.append(self._pitch(utts[a], start))
                 refs.append(self._crop(utts[b], avoid=start if b == a else None)[0])
                 idx.append(i)
                 ref_paths.append(self.features.paths[utts[b]])
         return Batch(torch.from_numpy(np.stack(segs)), torch.from_numpy(np.stack(refs)),
-                     torch.from_numpy(np.asarray(idx, dtype=np.int64)), ref_paths)
+                     torch.from_numpy(np.asarray(idx, dtype=np.int64)), ref_paths,
+                     pitch=torch.from_numpy(np.stack(pitch)) if pitch else None)
 
     def get_state(self) -> dict:
         return self.rng.bit_generator.state

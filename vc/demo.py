@@ -85,16 +85,18 @@ def vocode_both(conv: Converter, mab, mba, progress=lambda *a, **k: None):
 
 def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progress=lambda *a, **k: None):
     """The page's work, step by step (timed into ``conv.timings``): two clips (paths) ->
-    (A->B wav, B->A wav, pictures) where pictures holds the mels (n_mels, frames) and codes."""
+    (A->B wav, B->A wav, pictures) where pictures holds the mels (n_mels, frames), codes and the
+    inputs' pitch features (None for a model that reads none)."""
     import torch
     wa, wb = conv.load(a), conv.load(b)
     ma, mb = conv.mel(wa), conv.mel(wb)                          # (n_mels, frames) each
+    pa, pb = conv.pitch(wa), conv.pitch(wb)                      # None unless the model reads pitch
     progress(0.2, desc="splitting words from voice")
     with torch.inference_mode():
         t = time.perf_counter()
-        ca, cb = conv.model.encode(ma), conv.model.encode(mb)
+        ca, cb = conv.model.encode(ma, pa), conv.model.encode(mb, pb)
         if conv.adapt_steps:             # as Converter.voice
-            ca, cb = ca.with_speaker(conv.voice(ma)[None]), cb.with_speaker(conv.voice(mb)[None])
+            ca, cb = ca.with_speaker(conv.voice(ma, pa)[None]), cb.with_speaker(conv.voice(mb, pb)[None])
         s = conv.strength                # as Converter.convert_mel
         mab = conv.model.decode(ca.with_speaker(toward(ca.speaker, cb.speaker, s)))[0]   # A's content, B's voice
         mba = conv.model.decode(cb.with_speaker(toward(cb.speaker, ca.speaker, s)))[0]
@@ -106,6 +108,7 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
     pictures = dict(mels={"A (input)": ma.cpu().numpy(), "A's words in B's voice": mab.cpu().numpy(),
                           "B (input)": mb.cpu().numpy(), "B's words in A's voice": mba.cpu().numpy()},
                     code=tuple(x[0].cpu().numpy() for x in (ca.content, cb.content, ca.speaker, cb.speaker)),
+                    pitch={k: None if p is None else p.cpu().numpy() for k, p in (("A", pa), ("B", pb))},
                     hop_seconds=hop, code_seconds=hop * conv.model.cfg.downsample)
     return ab, ba, pictures
 
@@ -185,7 +188,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         conv.timings.add("save", time.perf_counter() - t)
         t = time.perf_counter()
         warnings = {which: not_speech(conv, models[model], pictures["mels"][f"{which} (input)"],
-                                      f"Clip {which} ({Path(path).name})", path)
+                                      f"Clip {which} ({Path(path).name})", path, pictures["pitch"][which])
                     for which, path in (("A", a), ("B", b))}
         conv.timings.add("anomaly", time.perf_counter() - t)
         stages = {k: round(v, 3) for k, v in conv.timings.stages.items()}

@@ -312,8 +312,9 @@ def add_live_tab(models: dict[str, Path], model_dropdown, *, default_vocoder: st
         try:
             model = pick_model(models, model)
             conv = load_converter(models, model, "griffinlim", max_seconds)   # the model only: no vocoder
-            line = not_speech(conv, models[model], conv.mel(voice_clip(conv, target)),
-                              f"The voice ({Path(target).name})", target)
+            voice = voice_clip(conv, target)
+            line = not_speech(conv, models[model], conv.mel(voice), f"The voice ({Path(target).name})", target,
+                              conv.pitch(voice))
         except Refusal as r:
             return hidden, messages(r)[2]
         return warning_box(line), hidden

@@ -8,6 +8,7 @@ Shapes at the boundaries (B batch, T mel frames, D = 2 ** len(strides) time down
     mel            (B, n_mels, T)          log-mel, as vc.features computes it
     Code.content   (B, content_dim, T'/D)  T' = T padded up to a multiple of D
     Code.speaker   (B, speaker_dim)        one vector per utterance, any T
+    pitch          (B, pitch_channels, T)  the source's melody (vc.pitch), for a model that reads it
     decode(code)   (B, n_mels, T)          cropped back to the input's length
 Unbatched (n_mels, T) inputs are accepted and give unbatched outputs.
 """
@@ -40,6 +41,8 @@ class ModelConfig:
                                  # decoder gets in training (renders vectors off the encoder's outputs,
                                  # as speaker adaptation makes them; the returned vector stays clean).
                                  # 0.07 did not cut adaptation's quality loss (screening row s28_spknoise)
+    pitch_channels: int = 0      # rows of vc.pitch features the decoder reads (2), or 0 for none; the
+                                 # source's pitch must then come with every decode (Code.pitch)
     mel_mean: float = -5.0       # fixed input scaling of log-mels
     mel_std: float = 2.5
 
@@ -65,6 +68,7 @@ class Code:
     content: torch.Tensor   # (B, content_dim, frames')
     speaker: torch.Tensor   # (B, speaker_dim)
     frames: int             # length in mel frames of the utterance it came from
+    pitch: torch.Tensor | None = None   # (B, pitch_channels, frames): for a model that reads it
 
     def with_speaker(self, speaker: torch.Tensor) -> "Code":
         return replace(self, speaker=speaker)
@@ -172,7 +176,11 @@ class Decoder(nn.Module):
 
     With ``post_blocks`` > 0, more AdaIN blocks run at full frame rate on the last hidden
     features and add a correction to the mel. Its output layer starts at zero, so a decoder
-    warm-started from one without them first computes exactly what that one did."""
+    warm-started from one without them first computes exactly what that one did.
+
+    With ``pitch_channels`` > 0 it also reads the source's pitch (B, pitch_channels, T): averaged
+    to each time resolution, projected and added to the hidden features there (after the input
+    layer and after each upsampling). These projections start at zero too."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -186,17 +194,36 @@ class Decoder(nn.Module):
             self.stages.append(nn.ModuleList([conv(C, C, K)] + [ResBlock(C, K, "adain", cfg.speaker_dim)
                                                                 for _ in range(cfg.blocks_per_stage)]))
         self.out = nn.Conv1d(C, cfg.n_mels, 1)
+        self.pitch_in = nn.ModuleList([conv(cfg.pitch_channels, C, K) for _ in range(1 + len(cfg.strides))]
+                                      if cfg.pitch_channels else [])
+        for layer in self.pitch_in:
+            nn.init.zeros_(layer.weight), nn.init.zeros_(layer.bias)
         self.post = nn.ModuleList([ResBlock(C, K, "adain", cfg.speaker_dim) for _ in range(cfg.post_blocks)])
         if cfg.post_blocks:
             self.post_out = nn.Conv1d(C, cfg.n_mels, 1)
             nn.init.zeros_(self.post_out.weight), nn.init.zeros_(self.post_out.bias)
 
-    def forward(self, content: torch.Tensor, spk: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(self.inp(content), 0.2)
+    def _pitch(self, i: int, pitch: torch.Tensor | None, frames: int) -> torch.Tensor | float:
+        """What the pitch (B, pitch_channels, full rate) adds at the ``i``-th resolution, of
+        ``frames`` frames: 0 for a decoder without pitch."""
+        if not self.pitch_in:
+            return 0.0
+        rate = pitch.shape[2] // frames
+        pooled = F.avg_pool1d(pitch, rate) if rate > 1 else pitch
+        return self.pitch_in[i](pooled.to(self.pitch_in[i].weight.dtype))
+
+    def forward(self, content: torch.Tensor, spk: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pitch_in:                # the pitch of T frames, padded with unvoiced ones (or cut) to T'
+            if pitch is None:
+                raise ValueError("this model reads the source's pitch: give it (vc.pitch.pitch_features)")
+            full = content.shape[2] * math.prod(self.strides)
+            pitch = F.pad(pitch, (0, full - pitch.shape[2])) if full > pitch.shape[2] else pitch[:, :, :full]
+        x = F.leaky_relu(self.inp(content) + self._pitch(0, pitch, content.shape[2]), 0.2)
         for block in self.first:
             x = block(x, spk)
-        for s, stage in zip(reversed(self.strides), self.stages):
-            x = F.leaky_relu(stage[0](F.interpolate(x, scale_factor=s, mode="nearest")), 0.2)
+        for i, (s, stage) in enumerate(zip(reversed(self.strides), self.stages), 1):
+            x = stage[0](F.interpolate(x, scale_factor=s, mode="nearest"))
+            x = F.leaky_relu(x + self._pitch(i, pitch, x.shape[2]), 0.2)
             for block in stage[1:]:
                 x = block(x, spk)
         mel = self.out(x)
@@ -242,6 +269,17 @@ class VoiceConverter(nn.Module):
             raise ValueError(f"expected a mel of shape (B, {self.cfg.n_mels}, T), got {tuple(mel.shape)}")
         return (mel - self.cfg.mel_mean) / self.cfg.mel_std
 
+    def _pitch(self, pitch: torch.Tensor | None, frames: int) -> torch.Tensor | None:
+        """(B, P, T) or (P, T) pitch of a ``frames``-frame mel -> batched, checked; None when
+        none is given, or the model does not read pitch (it ignores any given)."""
+        P = self.cfg.pitch_channels
+        if not P or pitch is None:
+            return None
+        pitch = pitch[None] if pitch.dim() == 2 else pitch
+        if pitch.dim() != 3 or pitch.shape[1] != P or pitch.shape[2] != frames:
+            raise ValueError(f"expected a pitch of shape (B, {P}, {frames}), got {tuple(pitch.shape)}")
+        return pitch
+
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         d = self.cfg.downsample
         target = max(2 * d, -(-x.shape[2] // d) * d)
@@ -252,17 +290,19 @@ class VoiceConverter(nn.Module):
         """(B, n_mels, T) -> (B, content_dim, T'/D). ``mel`` already scaled and padded."""
         return self.content_encoder(mel)
 
-    def encode(self, mel: torch.Tensor) -> Code:
-        """(B, n_mels, T) or (n_mels, T) -> Code (always batched)."""
+    def encode(self, mel: torch.Tensor, pitch: torch.Tensor | None = None) -> Code:
+        """(B, n_mels, T) or (n_mels, T) -> Code (always batched). ``pitch`` (B, P, T) or (P, T):
+        the utterance's vc.pitch features, needed by a model with ``pitch_channels``."""
         x = self._batched(mel)
         return Code(content=self.content_encoder(self._pad(x)), speaker=self.speaker_encoder(x),
-                    frames=x.shape[2])
+                    frames=x.shape[2], pitch=self._pitch(pitch, x.shape[2]))
 
     def embed_speaker(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, T) or (n_mels, T) -> (B, speaker_dim)."""
         return self.speaker_encoder(self._batched(mel))
 
-    def fit_speaker(self, mel: torch.Tensor, steps: int, lr: float = 0.002) -> torch.Tensor:
+    def fit_speaker(self, mel: torch.Tensor, steps: int, lr: float = 0.002,
+                    pitch: torch.Tensor | None = None) -> torch.Tensor:
         """(B, n_mels, T) or (n_mels, T) -> (B, speaker_dim): the speaker vector with which the
         decoder best rebuilds ``mel`` from its own content code (L1), found by ``steps`` Adam steps
         from the speaker encoder's estimate; the network's weights stay as they are. One-shot
@@ -275,6 +315,7 @@ class VoiceConverter(nn.Module):
         with torch.inference_mode(False), torch.enable_grad():
             x = self._batched(mel.clone())
             content = self.content_encoder(self._pad(x)).detach()
+            pitch = self._pitch(pitch, x.shape[2])
             spk = self.speaker_encoder(x).detach().clone().requires_grad_(True)
             opt = torch.optim.Adam([spk], lr=lr)
             frozen = [p for p in self.parameters() if p.requires_grad]
@@ -282,7 +323,7 @@ class VoiceConverter(nn.Module):
                 p.requires_grad_(False)
             try:
                 for _ in range(steps):
-                    loss = (self.decoder(content, spk)[:, :, : x.shape[2]] - x).abs().mean()
+                    loss = (self.decoder(content, spk, pitch)[:, :, : x.shape[2]] - x).abs().mean()
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -293,23 +334,29 @@ class VoiceConverter(nn.Module):
 
     def decode(self, code: Code) -> torch.Tensor:
         """Code -> (B, n_mels, code.frames)."""
-        out = self.decoder(code.content, code.speaker)[:, :, : code.frames]
+        if self.cfg.pitch_channels and code.pitch is None:
+            raise ValueError("this model reads the source's pitch: encode(mel, pitch) with the "
+                             "vc.pitch features of its audio")
+        out = self.decoder(code.content, code.speaker, code.pitch)[:, :, : code.frames]
         return out * self.cfg.mel_std + self.cfg.mel_mean
 
-    def convert(self, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The words of ``source`` in the voice of ``target``; output has source's length and rank."""
-        out = self.decode(self.encode(source).with_speaker(self.embed_speaker(target)))
+    def convert(self, source: torch.Tensor, target: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+        """The words of ``source`` in the voice of ``target``; output has source's length and rank.
+        ``pitch``: the source's (for a model that reads it)."""
+        out = self.decode(self.encode(source, pitch).with_speaker(self.embed_speaker(target)))
         return out[0] if source.dim() == 2 else out
 
-    def swap(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def swap(self, a: torch.Tensor, b: torch.Tensor, pitch_a: torch.Tensor | None = None,
+             pitch_b: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(a's words in b's voice, b's words in a's voice); each with its source's length."""
-        ca, cb = self.encode(a), self.encode(b)
+        ca, cb = self.encode(a, pitch_a), self.encode(b, pitch_b)
         ab, ba = self.decode(ca.with_speaker(cb.speaker)), self.decode(cb.with_speaker(ca.speaker))
         return (ab[0], ba[0]) if a.dim() == 2 else (ab, ba)
 
     def forward(self, content_mel: torch.Tensor, speaker_mel: torch.Tensor, swap_shift: int = 0,
-                swap_strength: float = 1.0) -> "TrainOutput":
-        """Training pass: the content of ``content_mel`` with the speaker of ``speaker_mel``.
+                swap_strength: float = 1.0, pitch: torch.Tensor | None = None) -> "TrainOutput":
+        """Training pass: the content of ``content_mel`` (and its ``pitch``, for a model that
+        reads it) with the speaker of ``speaker_mel``.
         With ``swap_shift`` > 0 also decodes each content code with the speaker vector of the item
         ``swap_shift`` places further in the batch (a conversion, for the cycle losses); with
         ``swap_strength`` s > 1, with own + u * (other - own), u uniform in [1, s] per item."""
@@ -322,14 +369,15 @@ class VoiceConverter(nn.Module):
         if self.training and self.cfg.speaker_noise > 0:
             heard = spk + self.cfg.speaker_noise * torch.randn_like(spk)
         T = content_mel.shape[-1]
-        out = self.decoder(content, heard)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+        pitch = self._pitch(pitch, T)
+        out = self.decoder(content, heard, pitch)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         swapped = None
         if swap_shift:
             other = heard.roll(swap_shift, 0)
             if swap_strength != 1.0:
                 u = torch.empty(spk.shape[0], 1, device=spk.device).uniform_(1.0, swap_strength)
                 other = toward(heard, other, u.to(spk.dtype))
-            swapped = self.decoder(content, other)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+            swapped = self.decoder(content, other, pitch)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         return TrainOutput(out, content, spk, swapped)
 
 

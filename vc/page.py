@@ -109,11 +109,11 @@ def messages(refusal: Refusal | None):
     return boxes
 
 
-def not_speech(conv: Converter, model_path, mel, name: str, path=None) -> str | None:
+def not_speech(conv: Converter, model_path, mel, name: str, path=None, pitch=None) -> str | None:
     """vc.anomaly's one line for a clip whose log-mel ``mel`` (n_mels, frames) does not sound
     like clean speech to the model at ``model_path``, or whose file ``path`` sounds clipped, else
     None (no model check when that model has no calibrated threshold). The conversion goes on
-    either way."""
+    either way. ``pitch``: the clip's vc.pitch features, for a model that reads them."""
     import torch
 
     from . import anomaly
@@ -126,7 +126,8 @@ def not_speech(conv: Converter, model_path, mel, name: str, path=None) -> str | 
         _CALIBRATIONS[key] = anomaly.load_calibration(model_path)
     if _CALIBRATIONS[key] is None:
         return None
-    return anomaly.check(conv.model, torch.as_tensor(mel), name, _CALIBRATIONS[key])
+    return anomaly.check(conv.model, torch.as_tensor(mel), name, _CALIBRATIONS[key],
+                         None if pitch is None else torch.as_tensor(pitch))
 
 
 def warning_box(line: str | None):

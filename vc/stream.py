@@ -69,6 +69,9 @@ class Live:
     def __init__(self, conv, speaker: torch.Tensor, window_s: float = WINDOW_S, lookahead: int = LOOKAHEAD,
                  voc_context: int = VOC_CONTEXT, hold: int = HOLD, fade: int = FADE, gate: bool = True,
                  gate_db: float = GATE_DB, gate_hold_s: float = GATE_HOLD_S, gate_lead_s: float = GATE_LEAD_S):
+        if conv.model.cfg.pitch_channels:
+            raise ValueError("live conversion cannot use a model that reads pitch (its pitch features are "
+                             "standardised over the whole utterance): use the file conversion")
         self.conv, self.speaker = conv, speaker.to(conv.device)
         cfg = conv.mel_cfg
         self.hop, self.n_fft = cfg.hop_length, cfg.n_fft

@@ -142,10 +142,20 @@ class Run:
         if self.rank != 0:
             self.store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype, progress=False)
         self.store_index = {p: i for i, p in enumerate(self.store.paths)}
+        self.pitch_store = None          # the decoder reads the source's pitch: its store too
+        if cfg.model.get("pitch_channels", 0):
+            if self.rank == 0:
+                self.pitch_store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype,
+                                                  progress=self.progress, kind="pitch")
+            self._barrier()
+            if self.rank != 0:
+                self.pitch_store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype,
+                                                  progress=False, kind="pitch")
         usable = [u for u in utts if u.path in self.store_index]
         train_utts, self.val_utts = split_validation(usable, cfg.val_per_speaker, cfg.seed)
         self.sampler = SegmentSampler(self.store, cfg.segment_frames, cfg.seed,
-                                      indices=[self.store_index[u.path] for u in train_utts])
+                                      indices=[self.store_index[u.path] for u in train_utts],
+                                      pitch=self.pitch_store)
         if self.rank == 0:
             print(f"features: {len(self.store)} utterances, {self.mel_cfg.frames_to_seconds(int(self.store.frames.sum())) / 3600:.2f} h, "
                   f"from {self.store.root} ({time.time() - t0:.1f} s)")

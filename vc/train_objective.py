@@ -55,7 +55,8 @@ class RunObjective:
         cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
         with r.autocast():
             out = r.ae(r.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
-                       swap_strength=cfg.swap_strength)
+                       swap_strength=cfg.swap_strength,
+                       pitch=None if batch.pitch is None else batch.pitch.to(r.device))
         out = type(out)(*(None if t is None else t.float() for t in out))
         lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
         rec = losses.reconstruction(out.recon, seg)

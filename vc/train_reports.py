@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from . import losses
-from .data import load_cached, cache_path
+from .data import cache_path, compute_features, load_cached
 
 
 class RunReports:
@@ -50,10 +50,14 @@ class RunReports:
         r = self.run
         r.model.eval()
         errs = []
+        pitch_rows = {p: j for j, p in enumerate(r.pitch_store.paths)} if r.pitch_store is not None else {}
         for u in r.val_utts:
             mel = torch.from_numpy(r.store.segment(r.store_index[u.path], 0, 512).copy()).to(r.device)
             ref = torch.from_numpy(r.sampler.feature(r.sampler.by_speaker[u.speaker][0]).copy()).to(r.device)
-            errs.append(losses.reconstruction(r.model.convert(mel, ref), mel).item())
+            pitch = None
+            if u.path in pitch_rows:
+                pitch = torch.from_numpy(r.pitch_store.segment(pitch_rows[u.path], 0, mel.shape[1]).copy()).to(r.device)
+            errs.append(losses.reconstruction(r.model.convert(mel, ref, pitch), mel).item())
         return float(np.mean(errs)) if errs else float("nan")
 
     def validate_and_keep_best(self):
@@ -84,7 +88,11 @@ class RunReports:
         b = next(u for u in pool if u.speaker != a.speaker)
         ma, mb = (torch.from_numpy(load_cached(cache_path(r.cache_dir, u.path, r.mel_cfg))[:, :400])
                   for u in (a, b))
-        ab, ba = r.model.swap(ma.to(r.device), mb.to(r.device))
+        pa = pb = None
+        if r.model.cfg.pitch_channels:
+            pa, pb = (torch.from_numpy(compute_features(u.path, r.mel_cfg, "pitch")[:, :400]).to(r.device)
+                      for u in (a, b))
+        ab, ba = r.model.swap(ma.to(r.device), mb.to(r.device), pa, pb)
         ab, ba = ab.cpu(), ba.cpu()
         fig = mel_figure({"A": ma, "B": mb, "A's words, B's voice": ab, "B's words, A's voice": ba})
         self.writer.add_figure("samples/mels", fig, r.step)

@@ -113,7 +113,7 @@ class Scorer:
                 mel = self.conv.mel(wav)
                 if kind == "reconstruction":        # the encoder's own vector, never adapted
                     own = self.conv.model.embed_speaker(mel)[0]
-                    mel = self.conv.convert_mel(mel, own, own=own)
+                    mel = self.conv.convert_mel(mel, own, own=own, pitch=self.conv.pitch(wav))
                 out = match_loudness(self.conv.vocode(mel), wav)
             return self.analyse(out, reference=wav)
         return self._cached((kind, path), make)
@@ -124,11 +124,11 @@ class Scorer:
         """-> (converted wav, source mel, converted mel, seconds per stage of the conversion)."""
         conv = self.conv
         conv.timings = Timings()
-        src_mel = conv.mel(src)
+        src_mel, src_pitch = conv.mel(src), conv.pitch(src)
         t, f0 = time.perf_counter(), conv.timings.stages.get("features", 0.0)
         spk = conv.speaker(tgt)
         speaker_s = time.perf_counter() - t - (conv.timings.stages["features"] - f0)
-        out_mel = conv.convert_mel(src_mel, spk)
+        out_mel = conv.convert_mel(src_mel, spk, pitch=src_pitch)
         out = match_loudness(conv.vocode(out_mel), src)
         stages = dict(conv.timings.stages)
         stages["model"] = stages.get("model", 0.0) + speaker_s      # speaker encoder + encode/decode
