@@ -161,6 +161,19 @@ def test_a_pitch_model_hears_the_sources_pitch_in_every_command(tmp_path, pitch_
         assert abs(wav - written["flipped"][key]).max() > 1e-4, key
 
 
+def test_a_pitch_model_adapts_the_speaker_vectors_with_the_clips_pitch(pitch_checkpoint, wav_a, wav_b, tmp_path):
+    conv = load(pitch_checkpoint, vocoder="griffinlim", adapt_steps=5)
+    wav = conv.load(wav_b)
+    mel, pitch = conv.mel(wav), conv.pitch(wav)
+    with torch.inference_mode():              # as the Converter calls it
+        fitted = conv.voice(mel, pitch)
+        torch.testing.assert_close(conv.speaker(wav_b), fitted)
+        assert (fitted - conv.voice(mel, pitch * torch.tensor([[-1.0], [1.0]]))).abs().max() > 1e-6
+    assert main(["swap", str(wav_a), str(wav_b), "-o", str(tmp_path / "out"), "--model", str(pitch_checkpoint),
+                 "--vocoder", "griffinlim", "--adapt", "5"]) == 0
+    assert len(list((tmp_path / "out").glob("*.wav"))) == 2
+
+
 def test_a_pitch_model_refuses_to_decode_without_pitch_and_to_stream(pitch_checkpoint, wav_a, wav_b):
     conv = load(pitch_checkpoint, vocoder="griffinlim")
     mel = conv.mel(conv.load(wav_a))
