@@ -457,3 +457,46 @@ def test_moving_average_of_the_weights_follows_them_and_survives_resume_and_expo
     assert all(torch.equal(raw["model"][k], v) for k, v in run.model.state_dict().items())
     with pytest.raises(ValueError, match="ema"):
         Run(tiny_config(tmp_path, ema=1.0), tree, tmp_path / "bad", progress=False)
+
+
+def test_a_non_finite_step_changes_no_weight_and_many_in_a_row_stop_the_run(tree, tmp_path, monkeypatch, capsys):
+    import vc.train as train
+    run = Run(tiny_config(tmp_path, steps=40), tree, tmp_path / "run", progress=False)
+    run.train(2)
+    weights = lambda: [t.clone() for t in [*run.model.state_dict().values(), *run.clf.state_dict().values(),  # noqa: E731
+                                           *run.critic.state_dict().values()]]
+    before = weights()
+    real = run.objective.__call__
+
+    def overflowing(batch, step):          # the loss of this batch overflows (as bf16 judges can)
+        loss, content, spk, m = real(batch, step)
+        return loss * float("inf"), content, spk, m
+    monkeypatch.setattr(run, "objective", overflowing)
+    m = run.train_step()
+    assert m["skipped"] == 1 and run.step == 3
+    assert all(torch.equal(a, b) for a, b in zip(before, weights()))      # nothing moved
+    monkeypatch.setattr(run, "objective", real)
+    run.train_step()                                                     # a finite batch: training goes on
+    assert run.nonfinite_in_a_row == 0 and not all(torch.equal(a, b) for a, b in zip(before, weights()))
+    monkeypatch.setattr(run, "objective", overflowing)
+    with pytest.raises(train.TrainingDiverged, match=f"not finite in {train.MAX_NONFINITE_STEPS} steps in a row"):
+        run.train(40)
+    assert run.step == 4 + train.MAX_NONFINITE_STEPS
+    resumed = Run(tiny_config(tmp_path, steps=40), tree, tmp_path / "run", resume=True, progress=False)
+    assert resumed.step == run.step                                      # it saved before stopping
+    assert all(torch.isfinite(p).all() for p in resumed.model.parameters())
+
+
+def test_vc_train_reports_a_diverged_run_in_one_line(tree, tmp_path, monkeypatch, capsys):
+    import vc.train as train
+    from vc.cli import main
+
+    def diverging(self, batch=None):
+        return self._skip_step({"loss/reconstruction": float("nan")}, "loss")
+    monkeypatch.setattr(train.Run, "train_step", diverging)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(asdict(tiny_config(tmp_path, steps=50))))
+    assert main(["train", "--config", str(config), "--data", str(tree), "--out", str(tmp_path / "run"),
+                 "--no-progress"]) == 1
+    err = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
+    assert len(err) == 1 and err[0].startswith("vc train: error: training diverged: ")

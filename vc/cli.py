@@ -136,10 +136,14 @@ def cmd_swap(args) -> int:
 def cmd_train(args) -> int:
     from .convert import check_device
     check_device(args.device)           # before vc.train imports and reads anything
-    from .train import main as train_main
+    from .train import TrainingDiverged, main as train_main
     _set_threads()
-    train_main(args.config, args.data, args.out, resume=args.resume, device=args.device,
-               steps=args.steps, progress=not args.no_progress)
+    try:
+        train_main(args.config, args.data, args.out, resume=args.resume, device=args.device,
+                   steps=args.steps, progress=not args.no_progress)
+    except TrainingDiverged as e:
+        print(f"vc train: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -61,6 +61,12 @@ from .train_config import DEFAULT_CONFIG, TrainConfig, learning_rate
 from .train_objective import RunObjective
 from .train_reports import RunReports
 
+MAX_NONFINITE_STEPS = 20     # steps in a row whose loss or gradient is not finite: the run has diverged
+
+
+class TrainingDiverged(RuntimeError):
+    """Many steps in a row gave a non-finite loss or gradient; ``str(err)`` is one line."""
+
 
 class Run:
     """One training process: its data, networks and optimisers, one step (:meth:`train_step`, whose
@@ -109,6 +115,7 @@ class Run:
         self.clf_opt = torch.optim.AdamW(self.clf.parameters(), lr=cfg.clf_lr, betas=(0.9, 0.99))
         self.step, self.best_val, self.started = 0, float("inf"), time.time()
         self.elapsed_before = 0.0
+        self.nonfinite_in_a_row = 0      # steps skipped for a non-finite loss or gradient, in a row
         self.ema = None                  # {name: tensor}: the moving average of the weights (cfg.ema)
         self.checkpoints = RunCheckpoints(self)
         if not (resume and self.checkpoints.resume()) and cfg.init_from:
@@ -204,6 +211,8 @@ class Run:
         for g in self.opt.param_groups:
             g["lr"] = learning_rate(cfg, step)
         loss, content, spk, m = self.objective(batch, step)
+        if not self._finite(loss):
+            return self._skip_step(m, "loss")
 
         # the autoencoder rebuilds, fools the adversary, and keeps its conversions honest
         self.opt.zero_grad(set_to_none=True)
@@ -213,6 +222,10 @@ class Run:
                 dist.all_reduce(p.grad)
                 p.grad /= self.world
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if not self._finite(gnorm):
+            self.opt.zero_grad(set_to_none=True)
+            return self._skip_step(m, "gradient")
+        self.nonfinite_in_a_row = 0
         self.opt.step()
         if self.ema is not None:         # ema <- ema + (1 - decay) * (weights - ema)
             with torch.no_grad():
@@ -242,6 +255,33 @@ class Run:
         return {**{k: (v.item() if torch.is_tensor(v) else v) for k, v in m.items()}, "loss/classifier": clf_loss.item(),
                 "loss/total": loss.item(), "adversary/accuracy": acc.item(), "lr": learning_rate(cfg, step),
                 "grad_norm": float(gnorm)}
+
+    def _finite(self, value: torch.Tensor) -> bool:
+        """Is ``value`` finite in every process (they all skip a step, or none does)?"""
+        ok = torch.isfinite(value.detach()).all().float().reshape(1)
+        if self.distributed:
+            dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        return bool(ok.item())
+
+    def _skip_step(self, m: dict, what: str) -> dict:
+        """A step whose ``what`` (loss or gradient) is not finite, an overflow on one batch, changes
+        no weight: no network takes its update, the run goes on with the next batch. After
+        MAX_NONFINITE_STEPS such steps in a row the run has diverged: it saves a checkpoint (of
+        finite weights) and stops with TrainingDiverged."""
+        self.step += 1
+        self.nonfinite_in_a_row += 1
+        if self.rank == 0:
+            tqdm.write(f"step {self.step - 1}: the {what} is not finite; the step is skipped")
+        if self.nonfinite_in_a_row >= MAX_NONFINITE_STEPS:
+            self.save()
+            raise TrainingDiverged(
+                f"training diverged: the loss or gradient was not finite in {self.nonfinite_in_a_row} steps in "
+                f"a row, up to step {self.step - 1}; the weights saved at step {self.step} are those of the last "
+                f"finite step: resume from an earlier checkpoint with a lower lr, or with precision: fp32")
+        nan = float("nan")
+        return {**{k: (v.item() if torch.is_tensor(v) else v) for k, v in m.items()}, "loss/classifier": nan,
+                "loss/total": nan, "adversary/accuracy": nan, "lr": learning_rate(self.cfg, self.step - 1),
+                "grad_norm": nan, "skipped": 1.0}
 
     def adversary_step(self, content: torch.Tensor, spk: torch.Tensor):
         """One update of the adversary on detached content codes (B, content_dim, T') of speakers
