@@ -28,6 +28,10 @@ RES_SR, RES_NFFT, RES_HOP, RES_MELS = 16000, 400, 160, 40
 # mean over frames of the summed 40-band power mel that Resemblyzer sees on speech normalised
 # to -30 dBFS (its preprocessing); measured on 20 val utterances: 1.19
 TARGET_LEVEL = 1.19
+# the bridge reads log-mels up to this value: real speech, loudness-normalised by vc.audio, peaks
+# below 1 (train clips: at most 0.78); a decoder that blows up early in training can emit values
+# whose exp squared overflows float32, and one such frame made the judge's loss NaN
+MAX_LOG_MEL = 5.0
 
 
 class MelBridge(nn.Module):
@@ -52,7 +56,7 @@ class MelBridge(nn.Module):
         self.register_buffer("basis", torch.from_numpy(basis).float(), persistent=False)
 
     def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        mag = torch.clamp(self.to_magnitude @ torch.exp(logmel), min=0.0)          # (B, 513, T)
+        mag = torch.clamp(self.to_magnitude @ torch.exp(logmel.clamp(max=MAX_LOG_MEL)), min=0.0)   # (B, 513, T)
         power = (self.regrid @ mag) ** 2                                           # (B, 201, T)
         frames = max(2, round(power.shape[2] * 100 / self.frame_rate))
         return self.basis @ F.interpolate(power, size=frames, mode="linear", align_corners=False)
