@@ -3,7 +3,8 @@
 One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
   1. the content encoder reads a speaker-perturbed copy of each segment (vc.augment), the
      speaker encoder reads *another* segment of the same speaker, the decoder rebuilds the
-     original segment (with ``voice_warp``, both segments first become a new voice, warped alike);
+     original segment (with ``voice_warp``, both segments first become a new voice, warped alike;
+     with ``model.pitch_channels``, from the segment's own pitch too: vc.pitch);
   2. the adversary (vc.model.SpeakerClassifier) learns to name the speaker from the detached
      content code;
   3. the autoencoder minimises reconstruction + lambda(step) * adversarial, lambda following the
