@@ -108,7 +108,7 @@ def children() -> list[int]:
 
 def measure_store(root: str, key: str, batches: int) -> dict:
     import torch
-    from vc.data import SegmentSampler, StepBatches, step_loader
+    from vc.batches import SegmentSampler, StepBatches, step_loader
     from vc.feature_store import FeatureStore
     torch.set_num_threads(1)
     t0 = time.time()
@@ -136,7 +136,7 @@ def measure_store(root: str, key: str, batches: int) -> dict:
 
 def batches_per_second(sampler, batches: int) -> float:
     """Draw ``batches`` training batches (with their perturbations) in this process."""
-    from vc.data import StepBatches, step_loader
+    from vc.batches import StepBatches, step_loader
     data = StepBatches(sampler, 16, 1, seed=0, warp=0.15, tilt_db=6.0)
     t0 = time.time()
     for _ in step_loader(data, 0, batches, workers=0):
@@ -146,7 +146,8 @@ def batches_per_second(sampler, batches: int) -> float:
 
 def measure_old(utts_json: str, cache: str, batches: int) -> dict:
     import torch
-    from vc.data import Utterance, SegmentSampler, build_cache, cache_path, load_cached
+    from vc.batches import SegmentSampler
+    from vc.data import Utterance, build_cache, cache_path, load_cached
     from vc.features import MelConfig
     torch.set_num_threads(1)
     utts = [Utterance(**u) for u in json.loads(Path(utts_json).read_text())]
@@ -161,7 +162,8 @@ def measure_old(utts_json: str, cache: str, batches: int) -> dict:
 
 def measure_new_small(utts_json: str, cache: str, batches: int) -> dict:
     import torch
-    from vc.data import Utterance, SegmentSampler, training_store
+    from vc.batches import SegmentSampler
+    from vc.data import Utterance, training_store
     from vc.features import MelConfig
     torch.set_num_threads(1)
     utts = [Utterance(**u) for u in json.loads(Path(utts_json).read_text())]

@@ -14,7 +14,8 @@ import yaml
 
 from vc import losses
 from vc.checkpoint import read_checkpoint
-from vc.data import StepBatches, build_cache, cache_path, compute_features, find_utterances, load_cached
+from vc.batches import StepBatches
+from vc.data import build_cache, cache_path, compute_features, find_utterances, load_cached
 from vc.features import MelConfig
 from vc.train import Run, TrainConfig
 from conftest import TINY, write_wav

@@ -46,7 +46,7 @@ def adversarial(logits: torch.Tensor, speakers: torch.Tensor, kind: str = "unifo
 
 def speaker_contrast(vectors: torch.Tensor, per_speaker: int, scale: float = 10.0) -> torch.Tensor:
     """vectors: (n_speakers * per_speaker, D), the items of one speaker consecutive (as
-    vc.data.SegmentSampler draws them) -> the mean cross-entropy of each vector naming its own
+    vc.batches.SegmentSampler draws them) -> the mean cross-entropy of each vector naming its own
     speaker among the batch's centroids, its own centroid leaving it out (GE2E; a fixed
     ``scale`` instead of GE2E's learned one). 0 when each speaker's vectors agree and differ
     from everyone else's."""

@@ -52,8 +52,8 @@ from tqdm import tqdm
 
 from . import discriminator, losses
 from .augment import perturb_speaker
-from .data import (SegmentSampler, StepBatches, build_cache, find_utterances, split_validation, step_loader, step_seed,
-                   training_store)
+from .batches import SegmentSampler, StepBatches, step_loader, step_seed
+from .data import build_cache, find_utterances, split_validation, training_store
 from .features import MelConfig
 from .files import atomic_open
 from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
