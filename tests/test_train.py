@@ -217,6 +217,7 @@ def test_a_pitch_run_draws_each_segments_own_pitch(tree, tmp_path):
         assert np.allclose(run.pitch_store.feature(rows[run.store.paths[i]]), expected)
         assert np.allclose(pitch, expected[:, start:start + seg.shape[1]])
     assert batch.pitch[:, 1].mean() > 0.5          # the generated tones are mostly voiced
+    assert run.val_utts and np.isfinite(run.validate())   # validation rebuilds with each utterance's pitch
 
 
 # -- the model options of default model v2: each one lowers its own objective in one real step,

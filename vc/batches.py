@@ -95,9 +95,8 @@ class SegmentSampler:
             start = int(self.rng.integers(0, frames - n + 1))
         return self.features.segment(i, start, n), start
 
-    def _pitch(self, i: int, start: int) -> np.ndarray:
-        """The pitch of the segment of utterance ``i`` from ``start`` (unvoiced past its end)."""
-        n = self.segment_frames
+    def pitch_segment(self, i: int, start: int, n: int) -> np.ndarray:
+        """(2, n): the pitch of frames ``start:start+n`` of utterance ``i`` (unvoiced past its end)."""
         seg = self.pitch.segment(self.pitch_row[i], start, n)
         return np.pad(seg, ((0, 0), (0, n - seg.shape[1]))) if seg.shape[1] < n else seg
 
@@ -113,7 +112,7 @@ class SegmentSampler:
                 seg, start = self._crop(utts[a])
                 segs.append(seg)
                 if self.pitch is not None:
-                    pitch.append(self._pitch(utts[a], start))
+                    pitch.append(self.pitch_segment(utts[a], start, self.segment_frames))
                 refs.append(self._crop(utts[b], avoid=start if b == a else None)[0])
                 idx.append(i)
                 ref_paths.append(self.features.paths[utts[b]])

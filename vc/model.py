@@ -215,7 +215,8 @@ class Decoder(nn.Module):
     def forward(self, content: torch.Tensor, spk: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         if self.pitch_in:                # the pitch of T frames, padded with unvoiced ones (or cut) to T'
             if pitch is None:
-                raise ValueError("this model reads the source's pitch: give it (vc.pitch.pitch_features)")
+                raise ValueError("this model reads the source's pitch: give it the vc.pitch features "
+                                 "of its audio (encode(mel, pitch))")
             full = content.shape[2] * math.prod(self.strides)
             pitch = F.pad(pitch, (0, full - pitch.shape[2])) if full > pitch.shape[2] else pitch[:, :, :full]
         x = F.leaky_relu(self.inp(content) + self._pitch(0, pitch, content.shape[2]), 0.2)
@@ -334,9 +335,6 @@ class VoiceConverter(nn.Module):
 
     def decode(self, code: Code) -> torch.Tensor:
         """Code -> (B, n_mels, code.frames)."""
-        if self.cfg.pitch_channels and code.pitch is None:
-            raise ValueError("this model reads the source's pitch: encode(mel, pitch) with the "
-                             "vc.pitch features of its audio")
         out = self.decoder(code.content, code.speaker, code.pitch)[:, :, : code.frames]
         return out * self.cfg.mel_std + self.cfg.mel_mean
 

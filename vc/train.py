@@ -142,23 +142,12 @@ class Run:
         if not utts:
             raise ValueError(f"{data}: no utterances in split '{cfg.split}'")
         t0 = time.time()
-        if self.rank == 0:              # builds what is missing, then the others open it
-            self.store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype, progress=self.progress)
-            if self.dev_utts:
-                self.dev_utts, _ = build_cache(self.dev_utts[:8], self.cache_dir, self.mel_cfg, progress=False)
-        self._barrier()
-        if self.rank != 0:
-            self.store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype, progress=False)
+        self.store = self._store(utts, "mel")
+        if self.rank == 0 and self.dev_utts:
+            self.dev_utts, _ = build_cache(self.dev_utts[:8], self.cache_dir, self.mel_cfg, progress=False)
         self.store_index = {p: i for i, p in enumerate(self.store.paths)}
-        self.pitch_store = None          # the decoder reads the source's pitch: its store too
-        if cfg.model.get("pitch_channels", 0):
-            if self.rank == 0:
-                self.pitch_store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype,
-                                                  progress=self.progress, kind="pitch")
-            self._barrier()
-            if self.rank != 0:
-                self.pitch_store = training_store(utts, self.cache_dir, self.mel_cfg, cfg.store_dtype,
-                                                  progress=False, kind="pitch")
+        # the decoder reads the source's pitch: its store too
+        self.pitch_store = self._store(utts, "pitch") if cfg.model.get("pitch_channels", 0) else None
         usable = [u for u in utts if u.path in self.store_index]
         train_utts, self.val_utts = split_validation(usable, cfg.val_per_speaker, cfg.seed)
         self.sampler = SegmentSampler(self.store, cfg.segment_frames, cfg.seed,
@@ -168,6 +157,16 @@ class Run:
             print(f"features: {len(self.store)} utterances, {self.mel_cfg.frames_to_seconds(int(self.store.frames.sum())) / 3600:.2f} h, "
                   f"from {self.store.root} ({time.time() - t0:.1f} s)")
         return train_utts
+
+    def _store(self, utts, kind: str):
+        """The ``kind`` feature store of ``utts``: rank 0 builds what is missing, then the others open it."""
+        if self.rank == 0:
+            store = training_store(utts, self.cache_dir, self.mel_cfg, self.cfg.store_dtype, progress=self.progress,
+                                   kind=kind)
+        self._barrier()
+        if self.rank != 0:
+            store = training_store(utts, self.cache_dir, self.mel_cfg, self.cfg.store_dtype, progress=False, kind=kind)
+        return store
 
     def _barrier(self):
         if self.distributed:

@@ -50,13 +50,13 @@ class RunReports:
         r = self.run
         r.model.eval()
         errs = []
-        pitch_rows = {p: j for j, p in enumerate(r.pitch_store.paths)} if r.pitch_store is not None else {}
         for u in r.val_utts:
-            mel = torch.from_numpy(r.store.segment(r.store_index[u.path], 0, 512).copy()).to(r.device)
+            i = r.store_index[u.path]
+            mel = torch.from_numpy(r.store.segment(i, 0, 512).copy()).to(r.device)
             ref = torch.from_numpy(r.sampler.feature(r.sampler.by_speaker[u.speaker][0]).copy()).to(r.device)
             pitch = None
-            if u.path in pitch_rows:
-                pitch = torch.from_numpy(r.pitch_store.segment(pitch_rows[u.path], 0, mel.shape[1]).copy()).to(r.device)
+            if r.sampler.pitch is not None and r.sampler.pitch_row[i] >= 0:
+                pitch = torch.from_numpy(r.sampler.pitch_segment(i, 0, mel.shape[1]).copy()).to(r.device)
             errs.append(losses.reconstruction(r.model.convert(mel, ref, pitch), mel).item())
         return float(np.mean(errs)) if errs else float("nan")
 
