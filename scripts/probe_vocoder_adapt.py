@@ -1,13 +1,16 @@
 """Does HiFi-GAN adapted to the model's own mels close the gap the ceiling probe found?
     python scripts/probe_vocoder_adapt.py --steps 800 --lr 1e-5      # ~20 min on 2 CPU cores
+    python scripts/probe_vocoder_adapt.py --gan --device cuda --batch 16 --steps 4000 --lr 1e-4 --save G.pt
 
 The reconstruction keeps about half of what ECAPA hears in a real clip (scripts/probe_ceiling.py:
 the fine spectro-temporal detail). TTS systems close such a gap by fine-tuning the vocoder on
 the acoustic model's (smooth) mels paired with the real waveforms. Here: one random `train`
 utterance of each of --train-speakers speakers, its reconstruction R by the model (its own
 content and speaker vector) and its real waveform; the HiFi-GAN generator is fine-tuned on 32-frame
-crops of (R, waveform) with a multi-resolution STFT loss. The wheel holds no discriminator, so
-there is no adversarial loss: this measures that cheap version only.
+crops of (R, waveform) with a multi-resolution STFT loss, or, with --gan, with HiFi-GAN's own
+objective (least-squares adversarial + feature matching + mel L1) against its two discriminators,
+which no wheel ships and which start from scratch (vc/vocoder_gan.py): they first train alone on
+the base generator's output, then with the generator.
 
 Scored on the `val` speakers with both generators: ECAPA similarity of the reconstruction and of
 the resynthesis to another clip of the speaker, and of the conversions between the speakers'
@@ -35,6 +38,7 @@ from vc.evaluate import ecapa, speaker             # noqa: E402
 from vc.evaluate.pairs import by_speaker           # noqa: E402
 from vc.evaluate.quality import dnsmos             # noqa: E402
 from vc.evaluate.report import bootstrap_ci       # noqa: E402
+from vc.vocoder_gan import Discriminators, discriminator_loss, generator_loss   # noqa: E402
 
 HOP = 256          # HiFi-GAN V1: one mel frame is 256 samples
 
@@ -51,10 +55,84 @@ def stft_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return total / 3
 
 
-def crop(mel: torch.Tensor, wav: torch.Tensor, frames: int, rng: random.Random):
-    """A random crop of ``frames`` mel frames (n_mels, T) and the samples they stand for."""
-    t = rng.randrange(0, mel.shape[1] - frames)
+def crop(mel: torch.Tensor, wav: torch.Tensor, frames: int, t: int):
+    """The crop of ``frames`` mel frames (n_mels, T) from frame ``t``, and the samples they stand for."""
     return mel[:, t:t + frames], wav[t * HOP:(t + frames) * HOP]
+
+
+def batch(pairs, args, rng, device, fakes=None):
+    """A batch of crops: mels (B, n_mels, frames) and waveforms (B, frames * HOP), plus the base
+    generator's waveforms for the same crops when ``fakes`` (one per pair) is given."""
+    idx = rng.sample(range(len(pairs)), args.batch)
+    mels, wavs, fks = [], [], []
+    for i in idx:
+        R, w = pairs[i]
+        t = rng.randrange(0, R.shape[1] - args.frames)
+        m, real = crop(R, w, args.frames, t)
+        mels.append(m)
+        wavs.append(real)
+        if fakes is not None:
+            fks.append(fakes[i][t * HOP:(t + args.frames) * HOP])
+    out = [torch.stack(mels).to(device), torch.stack(wavs).to(device)]
+    return out + ([torch.stack(fks).to(device)] if fakes is not None else [])
+
+
+def train_stft(gen, pairs, args, rng, device) -> None:
+    """The cheap version: multi-resolution STFT loss only."""
+    opt = torch.optim.AdamW(gen.parameters(), args.lr, betas=(0.8, 0.99))
+    t0 = time.time()
+    for step in range(args.steps):
+        mels, wavs = batch(pairs, args, rng, device)
+        loss = stft_loss(gen(mels).squeeze(1), wavs)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+        opt.step()
+        if step % 50 == 0 or step == args.steps - 1:
+            print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def train_gan(gen, base, pairs, args, rng, device) -> None:
+    """HiFi-GAN's own objective (vc/vocoder_gan.py) with its discriminators trained from scratch.
+    First --disc-steps steps train the critics alone, on the base generator's output computed once
+    (cheap: no generator pass), so that the generator meets critics that already know its
+    artefacts; then both train, as in HiFi-GAN."""
+    critics = Discriminators(args.disc_width).to(device).train()
+    opt_d = torch.optim.AdamW(critics.parameters(), args.disc_lr, betas=(0.8, 0.99))
+    opt_g = torch.optim.AdamW(gen.parameters(), args.lr, betas=(0.8, 0.99))
+    vocoder = copy.deepcopy(base).to(device)
+    with torch.inference_mode():
+        fakes = [vocoder(R[None].to(device)).squeeze(0).squeeze(0).cpu().clone() for R, _ in pairs]
+    del vocoder
+    t0 = time.time()
+    for step in range(args.disc_steps):
+        _, wavs, fks = batch(pairs, args, rng, device, fakes)
+        real_scores, _ = critics(wavs[:, None])
+        fake_scores, _ = critics(fks[:, None])
+        loss_d = discriminator_loss(real_scores, fake_scores)
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        if step % 100 == 0 or step == args.disc_steps - 1:
+            print(f"critics alone, step {step}: loss {loss_d.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
+    for step in range(args.steps):
+        mels, wavs = batch(pairs, args, rng, device)
+        fake = gen(mels).squeeze(1)
+        real_scores, _ = critics(wavs[:, None])
+        fake_scores, _ = critics(fake.detach()[:, None])
+        loss_d = discriminator_loss(real_scores, fake_scores)
+        opt_d.zero_grad()
+        loss_d.backward()
+        opt_d.step()
+        loss_g, parts = generator_loss(critics, fake, wavs)
+        opt_g.zero_grad()
+        loss_g.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 10.0)
+        opt_g.step()
+        if step % 50 == 0 or step == args.steps - 1:
+            print(f"step {step}: critics {loss_d.item():.3f}, generator {loss_g.item():.3f} "
+                  f"(adv {parts['adv'].item():.3f}, fm {parts['fm'].item():.3f}, mel {parts['mel'].item():.3f}) "
+                  f"({time.time() - t0:.0f} s)", flush=True)
 
 
 def paths_by_speaker(data: str, split: str) -> dict[str, list[str]]:
@@ -78,7 +156,14 @@ def main(argv=None) -> int:
     p.add_argument("--train-speakers", type=int, default=400)
     p.add_argument("--val-speakers", type=int, default=None, help="score only the first N (a quick check)")
     p.add_argument("--save", default=None, help="write the fine-tuned generator's weights here")
+    p.add_argument("--gan", action="store_true", help="HiFi-GAN's objective with its discriminators "
+                   "(trained from scratch) instead of the STFT loss alone")
+    p.add_argument("--disc-width", type=float, default=1.0, help="--gan: the critics' channels x this")
+    p.add_argument("--disc-steps", type=int, default=1000, help="--gan: steps that train the critics alone first")
+    p.add_argument("--disc-lr", type=float, default=2e-4)
+    p.add_argument("--device", default="cpu", help="where to train (cuda on a GPU machine); scoring stays on the CPU")
     args = p.parse_args(argv)
+    device = torch.device(args.device)
     torch.manual_seed(0)
     rng = random.Random(0)
     torch.set_num_threads(2)
@@ -101,20 +186,16 @@ def main(argv=None) -> int:
     print(f"{len(pairs)} training pairs", flush=True)
 
     base = conv.vocoder.generator
-    gen = copy.deepcopy(base).train()
+    gen = copy.deepcopy(base).to(device).train()
     for q in gen.parameters():
         q.requires_grad_(True)
-    opt = torch.optim.AdamW(gen.parameters(), args.lr, betas=(0.8, 0.99))
     t0 = time.time()
-    for step in range(args.steps):
-        mels, wavs = zip(*(crop(R, w, args.frames, rng) for R, w in rng.sample(pairs, args.batch)))
-        loss = stft_loss(gen(torch.stack(mels)).squeeze(1), torch.stack(wavs))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
-        opt.step()
-        if step % 50 == 0 or step == args.steps - 1:
-            print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+    if args.gan:
+        train_gan(gen, base, pairs, args, rng, device)
+    else:
+        train_stft(gen, pairs, args, rng, device)
+    print(f"trained in {time.time() - t0:.0f} s", flush=True)
+    gen = gen.cpu()
     gen.eval()
     for q in gen.parameters():
         q.requires_grad_(False)
@@ -155,7 +236,10 @@ def main(argv=None) -> int:
                         row[g] = (speaker.cosine(e, refs[b]), speaker.cosine(e, refs[a]),
                                   dnsmos(soxr.resample(w, sr, 16000).astype(np.float32))["ovrl"])
                     rows.append(row)
-    print(f"\n{len(vspk)} val speakers, {len(rows)} conversions; generator fine-tuned {args.steps} steps, lr {args.lr}")
+    how = (f"HiFi-GAN objective, critics x{args.disc_width}, {args.disc_steps} steps alone first" if args.gan
+           else "STFT loss")
+    print(f"\n{len(vspk)} val speakers, {len(rows)} conversions; generator fine-tuned {args.steps} steps, "
+          f"lr {args.lr}, batch {args.batch} x {args.frames} frames, {how}")
     for k, v in sims.items():
         print(f"{k}: {np.mean(v):.3f}")
     for k in ("reconstruction", "resynthesis"):

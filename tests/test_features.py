@@ -3,6 +3,7 @@
 import numpy as np
 import torch
 
+from vc import features
 from vc.audio import load_audio
 from vc.features import MelConfig, mel_spectrogram, mel_to_linear
 from vc.vocoder import get_vocoder
@@ -44,3 +45,16 @@ def test_features_differ_from_a_wrong_analysis(example_clips):
 def test_pseudo_inverse_is_non_negative():
     mel = mel_spectrogram(torch.randn(1, 8000) * 0.1)
     assert float(mel_to_linear(mel).min()) >= 0
+
+
+def test_a_mel_is_differentiable_after_one_made_in_inference_mode():
+    """The filter bank and window are cached: made first inside inference mode (as inference does),
+    they must still serve a mel loss that backpropagates (vc/vocoder_gan.py)."""
+    features._mel_basis.cache_clear()
+    features._window.cache_clear()
+    wav = torch.randn(2, 4096) * 0.1
+    with torch.inference_mode():
+        mel_spectrogram(wav)
+    wav.requires_grad_(True)
+    mel_spectrogram(wav).mean().backward()
+    assert wav.grad is not None and torch.isfinite(wav.grad).all() and wav.grad.abs().sum() > 0

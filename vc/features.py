@@ -41,16 +41,20 @@ class MelConfig:
         return frames * self.hop_length / self.sample_rate
 
 
+# The cached constants are made outside inference mode even when first asked for inside it, so that
+# a differentiable use later (a vocoder's mel loss) may still save them for backward.
 @lru_cache(maxsize=8)
 def _mel_basis(cfg: MelConfig) -> torch.Tensor:
     basis = librosa.filters.mel(sr=cfg.sample_rate, n_fft=cfg.n_fft, n_mels=cfg.n_mels,
                                 fmin=cfg.f_min, fmax=cfg.f_max)
-    return torch.from_numpy(basis).float()  # (n_mels, n_fft // 2 + 1)
+    with torch.inference_mode(False):
+        return torch.from_numpy(basis).float()  # (n_mels, n_fft // 2 + 1)
 
 
 @lru_cache(maxsize=8)
 def _window(win_length: int) -> torch.Tensor:
-    return torch.hann_window(win_length)
+    with torch.inference_mode(False):
+        return torch.hann_window(win_length)
 
 
 def mel_spectrogram(wav: torch.Tensor | np.ndarray, cfg: MelConfig = MelConfig()) -> torch.Tensor:
