@@ -181,7 +181,7 @@ def main(argv=None) -> int:
             M = conv.mel(wav)
             if M.shape[1] < args.frames + 2:
                 continue
-            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0]).float()
+            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0], pitch=conv.pitch(wav)).float()
             pairs.append((R.clone(), torch.from_numpy(np.pad(wav, (0, max(0, M.shape[1] * HOP - len(wav))))).float()))
     print(f"{len(pairs)} training pairs", flush=True)
 
@@ -212,23 +212,24 @@ def main(argv=None) -> int:
         conv.vocoder.generator = generators[name]
         return conv.vocode(mel)
 
-    mels, voices, refs = {}, {}, {}
+    mels, voices, refs, pitches = {}, {}, {}, {}
     sims = {f"{k}_{g}": [] for k in ("reconstruction", "resynthesis") for g in generators}
     rows = []
     with torch.inference_mode():
         for s in vspk:
-            mels[s] = conv.mel(load_audio(val[s][0], sr))
-            voices[s] = conv.voice(mels[s])
+            wav = load_audio(val[s][0], sr)
+            mels[s], pitches[s] = conv.mel(wav), conv.pitch(wav)
+            voices[s] = conv.voice(mels[s], pitches[s])
             refs[s] = embed(load_audio(val[s][1], sr))
         for s in vspk:
-            R = conv.convert_mel(mels[s], voices[s])
+            R = conv.convert_mel(mels[s], voices[s], pitch=pitches[s])
             for g in generators:
                 sims[f"reconstruction_{g}"].append(speaker.cosine(embed(vocode(g, R)), refs[s]))
                 sims[f"resynthesis_{g}"].append(speaker.cosine(embed(vocode(g, mels[s])), refs[s]))
         for a in vspk:
             for b in vspk:
                 if a != b:
-                    C = conv.convert_mel(mels[a], voices[b], own=voices[a])
+                    C = conv.convert_mel(mels[a], voices[b], own=voices[a], pitch=pitches[a])
                     row = {}
                     for g in generators:
                         w = vocode(g, C)

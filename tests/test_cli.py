@@ -244,3 +244,17 @@ def test_export_raw_takes_the_weights_as_trained_not_their_average(tmp_path):
         state = read_checkpoint(out)
         assert state["meta"].get("weights") == kind and state["meta"]["step"] == 9
         assert all(torch.equal(v, model.state_dict()[k]) for k, v in state["model"].items())
+
+
+def test_convert_with_a_vocoder_weights_file(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys):
+    from vc.vocoder import get_vocoder
+    weights = tmp_path / "tuned.pt"
+    torch.save(get_vocoder("hifigan").generator.state_dict(), weights)
+    out = tmp_path / "out.wav"
+    assert main(["convert", str(wav_a), str(wav_b), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--vocoder", str(weights)]) == 0
+    assert sf.info(str(out)).samplerate == 22050
+    assert main(["convert", str(wav_a), str(wav_b), "-o", str(out), "--model", str(tiny_checkpoint),
+                 "--vocoder", str(tmp_path / "none.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "none.pt: no such vocoder weights file" in err[0]

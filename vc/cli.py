@@ -35,8 +35,10 @@ class UsageError(Exception):
 def add_model_options(p: argparse.ArgumentParser, vocoder: bool = True):
     p.add_argument("--model", metavar="CKPT", help="checkpoint to use (default: the installed default model)")
     if vocoder:
-        p.add_argument("--vocoder", choices=("hifigan", "griffinlim"), default="hifigan",
-                       help="hifigan: natural (default); griffinlim: no neural vocoder, robotic but fast")
+        p.add_argument("--vocoder", default="hifigan", metavar="NAME",
+                       help="hifigan: natural (default); griffinlim: no neural vocoder, robotic but fast; "
+                            "FILE.pt: HiFi-GAN with fine-tuned generator weights "
+                            "(scripts/probe_vocoder_adapt.py --save)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, mps ...")
     p.add_argument("--strength", type=float, metavar="S",
                    help="how far the voice moves from the source's: the decoder gets source + S * "

