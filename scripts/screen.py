@@ -17,8 +17,10 @@ For each config (its file name is the run's name; a `# what: ...` first line say
 table from the scores the runs already have.
 Inference-only variants: a config with `score_only: CKPT` (relative to the config's folder) is not
 trained; that checkpoint is scored as it is. `strength: S` in any config is passed to `vc evaluate
---strength` (vc.convert: source + S * (target - source) of the speaker vectors), and `adapt: N` to
-`vc evaluate --adapt` (speaker vectors refined by N steps), never to training.
+--strength` (vc.convert: source + S * (target - source) of the speaker vectors), `adapt: N` to
+`vc evaluate --adapt` (speaker vectors refined by N steps), and `vocoder: NAME` to `vc evaluate
+--vocoder` (a .pt file of HiFi-GAN generator weights is relative to the config's folder), never to
+training.
 """
 from __future__ import annotations
 
@@ -85,6 +87,7 @@ def train_jobs(configs, runs: Path, data: str, minutes: float):
             continue
         cfg.pop("strength", None)           # inference settings (vc evaluate --strength, --adapt)
         cfg.pop("adapt", None)
+        cfg.pop("vocoder", None)
         cfg.update(max_minutes=minutes, threads=1)
         out = runs / config.stem
         out.mkdir(parents=True, exist_ok=True)
@@ -102,7 +105,7 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
     for config in configs:
         out = runs / config.stem
         settings = yaml.safe_load(config.read_text()) or {}
-        strength, adapt = settings.get("strength"), settings.get("adapt")
+        strength, adapt, vocoder = settings.get("strength"), settings.get("adapt"), settings.get("vocoder")
         fixed = score_only(config)
         if fixed:
             out.mkdir(parents=True, exist_ok=True)
@@ -122,6 +125,8 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
             cmd += ["--strength", str(strength)]
         if adapt:
             cmd += ["--adapt", str(adapt)]
+        if vocoder:
+            cmd += ["--vocoder", str((config.parent / vocoder).resolve()) if vocoder.endswith(".pt") else vocoder]
         if (out / "val_eval").exists() and not same:      # a new checkpoint: score afresh
             for f in (out / "val_eval").glob("*"):
                 if f.is_file():
