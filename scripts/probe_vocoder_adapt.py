@@ -96,16 +96,28 @@ def train_gan(gen, base, pairs, args, rng, device) -> None:
     """HiFi-GAN's own objective (vc/vocoder_gan.py) with its discriminators trained from scratch.
     First --disc-steps steps train the critics alone, on the base generator's output computed once
     (cheap: no generator pass), so that the generator meets critics that already know its
-    artefacts; then both train, as in HiFi-GAN."""
+    artefacts; then both train, as in HiFi-GAN. With --state the run resumes from that file and
+    saves into it when it stops (--steps done, or --max-minutes spent): a lent GPU's short calls add up."""
     critics = Discriminators(args.disc_width).to(device).train()
     opt_d = torch.optim.AdamW(critics.parameters(), args.disc_lr, betas=(0.8, 0.99))
     opt_g = torch.optim.AdamW(gen.parameters(), args.lr, betas=(0.8, 0.99))
-    vocoder = copy.deepcopy(base).to(device)
-    with torch.inference_mode():
-        fakes = [vocoder(R[None].to(device)).squeeze(0).squeeze(0).cpu().clone() for R, _ in pairs]
-    del vocoder
+    done = {"critics": 0, "joint": 0}
+    if args.state and Path(args.state).is_file():
+        state = torch.load(args.state, map_location=device, weights_only=True)
+        for name, obj in (("generator", gen), ("critics", critics), ("opt_g", opt_g), ("opt_d", opt_d)):
+            obj.load_state_dict(state[name])
+        done = {"critics": int(state["critics_steps"]), "joint": int(state["joint_steps"])}
+        print(f"resumed from {args.state}: {done['critics']} critic steps, {done['joint']} joint steps", flush=True)
+        rng.seed(1_000_003 * done["critics"] + done["joint"])     # other crops than the first call's
     t0 = time.time()
-    for step in range(args.disc_steps):
+    out_of_time = lambda: args.max_minutes is not None and time.time() - t0 > 60 * args.max_minutes  # noqa: E731
+    if done["critics"] < args.disc_steps:
+        vocoder = copy.deepcopy(base).to(device)
+        with torch.inference_mode():
+            fakes = [vocoder(R[None].to(device)).squeeze(0).squeeze(0).cpu().clone() for R, _ in pairs]
+        del vocoder
+    while done["critics"] < args.disc_steps and not out_of_time():
+        step = done["critics"]
         _, wavs, fks = batch(pairs, args, rng, device, fakes)
         real_scores, _ = critics(wavs[:, None])
         fake_scores, _ = critics(fks[:, None])
@@ -113,9 +125,11 @@ def train_gan(gen, base, pairs, args, rng, device) -> None:
         opt_d.zero_grad()
         loss_d.backward()
         opt_d.step()
+        done["critics"] += 1
         if step % 100 == 0 or step == args.disc_steps - 1:
             print(f"critics alone, step {step}: loss {loss_d.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
-    for step in range(args.steps):
+    while done["critics"] >= args.disc_steps and done["joint"] < args.steps and not out_of_time():
+        step = done["joint"]
         mels, wavs = batch(pairs, args, rng, device)
         fake = gen(mels).squeeze(1)
         real_scores, _ = critics(wavs[:, None])
@@ -129,10 +143,16 @@ def train_gan(gen, base, pairs, args, rng, device) -> None:
         loss_g.backward()
         torch.nn.utils.clip_grad_norm_(gen.parameters(), 10.0)
         opt_g.step()
+        done["joint"] += 1
         if step % 50 == 0 or step == args.steps - 1:
             print(f"step {step}: critics {loss_d.item():.3f}, generator {loss_g.item():.3f} "
                   f"(adv {parts['adv'].item():.3f}, fm {parts['fm'].item():.3f}, mel {parts['mel'].item():.3f}) "
                   f"({time.time() - t0:.0f} s)", flush=True)
+    if args.state:
+        torch.save({"generator": gen.state_dict(), "critics": critics.state_dict(), "opt_g": opt_g.state_dict(),
+                    "opt_d": opt_d.state_dict(), "critics_steps": done["critics"], "joint_steps": done["joint"]},
+                   args.state)
+        print(f"saved {args.state}: {done['critics']} critic steps, {done['joint']} joint steps", flush=True)
 
 
 def paths_by_speaker(data: str, split: str) -> dict[str, list[str]]:
@@ -162,11 +182,15 @@ def main(argv=None) -> int:
     p.add_argument("--disc-steps", type=int, default=1000, help="--gan: steps that train the critics alone first")
     p.add_argument("--disc-lr", type=float, default=2e-4)
     p.add_argument("--device", default="cpu", help="where to train (cuda on a GPU machine); scoring stays on the CPU")
+    p.add_argument("--state", default=None, help="--gan: resume from this file if it exists, save into it at the end")
+    p.add_argument("--max-minutes", type=float, default=None, help="--gan: stop training after this long (then save)")
+    p.add_argument("--skip-score", action="store_true", help="train (and save) only")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
     rng = random.Random(0)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     conv = load(args.model)
     sr = conv.sample_rate
 
@@ -201,6 +225,8 @@ def main(argv=None) -> int:
         q.requires_grad_(False)
     if args.save:
         torch.save(gen.state_dict(), args.save)
+    if args.skip_score:
+        return 0
 
     # -- scoring on the val speakers, both generators
     embed = lambda wav: ecapa.embed(soxr.resample(wav, sr, speaker.SAMPLE_RATE).astype(np.float32))   # noqa: E731

@@ -25,3 +25,31 @@ def test_a_crop_takes_the_samples_of_its_frames():
         m, w = probe.crop(mel, wav, 8, rng.randrange(0, frames - 8))
         assert m.shape == (80, 8) and w.shape == (8 * probe.HOP,)
         assert torch.equal(w[::probe.HOP].float(), m[0])                       # the same frames, in order
+
+
+def test_gan_training_stops_saves_and_resumes(tmp_path):
+    """--gan --state: a call that runs out of steps saves generator, critics, optimisers and counts;
+    the next call starts from there and does only what is left."""
+    import argparse
+    import copy
+
+    from test_vocoder_gan import TINY_GENERATOR
+    from vc.vocoder import HiFiGANGenerator
+    probe = load_script("probe_vocoder_adapt")
+    torch.manual_seed(0)
+    base = HiFiGANGenerator(TINY_GENERATOR)
+    pairs = [(torch.randn(80, 12) - 5, torch.randn(12 * probe.HOP) * 0.1) for _ in range(3)]
+    state = tmp_path / "state.pt"
+    args = argparse.Namespace(disc_width=0.0625, disc_lr=2e-4, lr=1e-4, batch=2, frames=8, disc_steps=3,
+                              steps=2, state=str(state), max_minutes=None)
+    gen = copy.deepcopy(base)
+    probe.train_gan(gen, base, pairs, args, random.Random(0), torch.device("cpu"))
+    saved = torch.load(state, weights_only=True)
+    assert (saved["critics_steps"], saved["joint_steps"]) == (3, 2)
+    assert not torch.equal(saved["generator"]["conv_post.weight"], base.state_dict()["conv_post.weight"])
+    args.steps = 5                                       # three more joint steps, no more critic-only steps
+    again = copy.deepcopy(base)
+    probe.train_gan(again, base, pairs, args, random.Random(0), torch.device("cpu"))
+    resumed = torch.load(state, weights_only=True)
+    assert (resumed["critics_steps"], resumed["joint_steps"]) == (3, 5)
+    assert not torch.equal(resumed["generator"]["conv_post.weight"], saved["generator"]["conv_post.weight"])
