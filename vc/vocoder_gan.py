@@ -32,6 +32,17 @@ def _ch(n: int, width: float) -> int:
     return max(4, int(round(n * width)))
 
 
+def _layers(convs, post, x):
+    """A critic's body: leaky-ReLU convs, then a score layer -> (scores (B, n), every layer's output)."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodCritic(nn.Module):
     def __init__(self, period: int, width: float = 1.0):
         super().__init__()
@@ -46,14 +57,7 @@ class PeriodCritic(nn.Module):
         b, c, t = x.shape
         if t % self.period:                                   # pad to whole periods
             x = F.pad(x, (0, self.period - t % self.period), mode="reflect")
-        x = x.view(b, c, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _layers(self.convs, self.post, x.view(b, c, -1, self.period))
 
 
 class ScaleCritic(nn.Module):
@@ -72,13 +76,7 @@ class ScaleCritic(nn.Module):
         self.post = norm(nn.Conv1d(prev, 1, 3, 1, padding=1))
 
     def forward(self, x):
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _layers(self.convs, self.post, x)
 
 
 class MultiPeriodDiscriminator(nn.Module):
