@@ -7,7 +7,10 @@ the mean of its k nearest frames of the target speaker: every output frame is th
 speech. This probe tries the idea as a post-step on our conversions, in log-mel space: each frame of
 the plain conversion C (the model's strength) is matched, by Euclidean distance, to the k nearest
 speech frames of the target clip's real log-mel (frames within 40 dB of its loudest); K is their
-mean, and the output is (1 - a) C + a K for each --alpha a (a = 0: the plain conversion).
+mean, and the output is (1 - a) C + a K for each --alpha a (a = 0: the plain conversion). With
+--envelope only the spectral envelopes move: C + a (E(K) - E(C)), E keeping the first 20 cepstral
+coefficients along the mel axis, so that C keeps its own harmonics (its pitch) and takes the nearest
+real frames' formants.
 
 Scored per seeded pair of `vc evaluate`'s pairs: ECAPA similarity to ANOTHER clip of the target
 speaker (the target clip itself would be unfair: K is made of its frames) and to the source,
@@ -45,6 +48,17 @@ def speech_frames(mel: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
     return mel[:, keep]
 
 
+def envelope(mel: torch.Tensor, n: int = 20) -> torch.Tensor:
+    """(n_mels, T) -> (n_mels, T): the log-mel smoothed along the mel axis by keeping its first ``n``
+    cepstral (orthonormal DCT-II) coefficients: the envelope without the harmonics' ripple."""
+    m = mel.shape[0]
+    k, i = torch.arange(m)[:, None], torch.arange(m)[None]
+    dct = torch.cos(torch.pi / m * (i + 0.5) * k) * torch.sqrt(torch.tensor(2.0 / m))
+    dct[0] /= np.sqrt(2.0)                                          # orthonormal: dct.T is its inverse
+    dct = dct.to(mel.dtype)
+    return dct[:n].T @ (dct[:n] @ mel)
+
+
 def knn_frames(query: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
     """(n_mels, T) query, (n_mels, S) bank -> (n_mels, T): each query frame replaced by the mean of
     its ``k`` nearest bank frames (Euclidean; k is capped at S)."""
@@ -62,6 +76,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--alpha", default="0.5,1", help="comma-separated mixing weights of the matched frames")
+    p.add_argument("--envelope", action="store_true", help="move only the spectral envelope (see above)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -83,7 +98,8 @@ def main(argv=None) -> int:
             C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
             K = knn_frames(C, speech_frames(m_tgt.float()), args.k)
             for a in alphas:
-                wav = conv.vocode((1 - a) * C + a * K)
+                out = C + a * (envelope(K) - envelope(C)) if args.envelope else (1 - a) * C + a * K
+                wav = conv.vocode(out)
                 e = ecapa.embed(to16(wav))
                 r = rows[a]
                 r["other"].append(speaker.cosine(e, e_other))
@@ -92,7 +108,8 @@ def main(argv=None) -> int:
                 r["dnsmos"].append(dnsmos(to16(wav))["ovrl"])
     base = {k: np.array(v) for k, v in rows[0.0].items()}
     base["margin"] = base["other"] - base["source"]
-    print(f"\n{len(pairs)} seeded pairs of '{args.split}', model {args.model or 'default'}, k {args.k}; "
+    print(f"\n{len(pairs)} seeded pairs of '{args.split}', model {args.model or 'default'}, k {args.k}"
+          f"{', envelope only' if args.envelope else ''}; "
           "in brackets: paired difference from a = 0, 95 % bootstrap interval\n")
     print("| a | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS |")
     print("|---|---|---|---|---|---|")

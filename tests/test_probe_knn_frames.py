@@ -19,3 +19,13 @@ def test_each_frame_becomes_the_mean_of_its_nearest_bank_frames():
     assert torch.allclose(probe.knn_frames(query, bank, 1), torch.tensor([[0.0, 10.0]]))
     assert torch.allclose(probe.knn_frames(query, bank, 2), torch.tensor([[0.5, 10.5]]))
     assert probe.knn_frames(query, bank, 9).shape == (1, 2)     # k capped at the bank's size
+
+
+def test_the_envelope_keeps_the_smooth_shape_and_drops_the_ripple():
+    probe = load_script("probe_knn_frames")
+    bands = torch.arange(80, dtype=torch.float32)[:, None]
+    smooth = -5 + torch.sin(bands / 80 * 3.1416)                   # a broad formant-like hump
+    ripple = 0.5 * torch.cos(bands * 3.1416 / 2)                    # a period of 4 bands: harmonics
+    env = probe.envelope(smooth + ripple)
+    assert (env - smooth).abs().mean() < 0.05 < (smooth + ripple - smooth).abs().mean()
+    assert torch.allclose(probe.envelope(smooth + ripple, n=80), smooth + ripple, atol=1e-4)   # all kept
