@@ -43,8 +43,8 @@ def test_one_step_lowers_the_loss_on_its_batch(tree, tmp_path):
     run = Run(tiny_config(tmp_path, warp=0.0, tilt_db=0.0), tree, tmp_path / "run", progress=False)
 
     def batch_loss():
-        run.sampler.rng = np.random.default_rng([run.cfg.seed, 0, 0])    # the batch of step 0
-        seg, ref, *_ = run.sampler.batch(run.cfg.batch_size)
+        run.data.sampler.rng = np.random.default_rng([run.cfg.seed, 0, 0])    # the batch of step 0
+        seg, ref, *_ = run.data.sampler.batch(run.cfg.batch_size)
         with torch.no_grad():
             return losses.reconstruction(run.model(seg, ref)[0], seg).item()
 
@@ -204,20 +204,20 @@ def test_a_pitch_run_draws_each_segments_own_pitch(tree, tmp_path):
     run = Run(tiny_config(tmp_path, model=dict(TINY, pitch_channels=2)), tree, tmp_path / "run", progress=False)
     batch = run.draw(0)
     assert batch.pitch.shape == (batch.segments.shape[0], 2, batch.segments.shape[2])
-    rows = {p: j for j, p in enumerate(run.pitch_store.paths)}
+    rows = {p: j for j, p in enumerate(run.data.pitch_store.paths)}
     for seg, pitch in zip(batch.segments.numpy(), batch.pitch.numpy()):
         # find the segment in its utterance, then the pitch at the same frames
-        i = next(i for i in range(len(run.store)) if any(
-            np.array_equal(run.store.feature(i)[:, s:s + seg.shape[1]], seg)
-            for s in range(run.store.frames[i] - seg.shape[1] + 1)))
-        full = run.store.feature(i)
+        i = next(i for i in range(len(run.data.store)) if any(
+            np.array_equal(run.data.store.feature(i)[:, s:s + seg.shape[1]], seg)
+            for s in range(run.data.store.frames[i] - seg.shape[1] + 1)))
+        full = run.data.store.feature(i)
         start = next(s for s in range(full.shape[1] - seg.shape[1] + 1)
                      if np.array_equal(full[:, s:s + seg.shape[1]], seg))
-        expected = compute_features(run.store.paths[i], MelConfig(), "pitch")
-        assert np.allclose(run.pitch_store.feature(rows[run.store.paths[i]]), expected)
+        expected = compute_features(run.data.store.paths[i], MelConfig(), "pitch")
+        assert np.allclose(run.data.pitch_store.feature(rows[run.data.store.paths[i]]), expected)
         assert np.allclose(pitch, expected[:, start:start + seg.shape[1]])
     assert batch.pitch[:, 1].mean() > 0.5          # the generated tones are mostly voiced
-    assert run.val_utts and np.isfinite(run.validate())   # validation rebuilds with each utterance's pitch
+    assert run.data.val_utts and np.isfinite(run.validate())   # validation rebuilds with each utterance's pitch
 
 
 # -- the model options of default model v2: each one lowers its own objective in one real step,
@@ -277,7 +277,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     assert abs(step["loss/total"] - before) < (1e-3 if option.startswith("gan") else 1e-5)
     assert objective()[0] < before
     if option == "voice_warp":       # the same draw, warped: new voices of the same segments
-        plain = StepBatches(run.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed)[1]
+        plain = StepBatches(run.data.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed)[1]
         warped = run.draw(1)
         assert plain.speakers.tolist() == warped.speakers.tolist()
         assert not torch.allclose(plain.segments, warped.segments)

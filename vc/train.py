@@ -52,13 +52,13 @@ from tqdm import tqdm
 
 from . import discriminator, losses
 from .augment import perturb_speaker
-from .batches import SegmentSampler, StepBatches, step_loader, step_seed
-from .data import build_cache, find_utterances, split_validation, training_store
+from .batches import StepBatches, step_loader, step_seed
 from .features import MelConfig
 from .files import atomic_open
 from .model import ModelConfig, SpeakerClassifier, VoiceConverter, count_parameters
 from .train_checkpoints import RunCheckpoints, StopSignals, checkpoints
 from .train_config import DEFAULT_CONFIG, TrainConfig, learning_rate
+from .train_data import RunData
 from .train_objective import RunObjective
 from .train_reports import RunReports
 
@@ -70,8 +70,9 @@ class TrainingDiverged(RuntimeError):
 
 
 class Run:
-    """One training process: its data, networks and optimisers, one step (:meth:`train_step`, whose
-    loss is ``self.objective``: vc.train_objective.RunObjective) and the loop (:meth:`train`). Checkpoints are
+    """One training process: its networks and optimisers, one step (:meth:`train_step`, whose
+    loss is ``self.objective``: vc.train_objective.RunObjective) and the loop (:meth:`train`). Its data
+    is :class:`vc.train_data.RunData` (``self.data``: stores, validation split, sampler). Checkpoints are
     :class:`vc.train_checkpoints.RunCheckpoints` (``self.checkpoints``); logs, validation and
     samples :class:`vc.train_reports.RunReports` (``self.reports``, rank 0)."""
 
@@ -93,12 +94,12 @@ class Run:
         cfg.check()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir = Path(cfg.cache_dir or self.run_dir / "cache")
-        train_utts = self._data(data)
-        self.speakers = self.sampler.speakers
-        self.batches = StepBatches(self.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed, self.rank,
+        self.data = RunData(self, data)
+        self.speakers = self.data.sampler.speakers
+        self.batches = StepBatches(self.data.sampler, cfg.batch_size, cfg.per_speaker, cfg.seed, self.rank,
                                    cfg.warp, cfg.tilt_db, cfg.voice_warp)
         # the loss of a step, and the frozen judges it needs (built before the seeded networks)
-        self.objective = RunObjective(self, train_utts)
+        self.objective = RunObjective(self, self.data.train_utts)
 
         # model, adversary, optimisers
         self.model_cfg = ModelConfig.from_dict({**ModelConfig().to_dict(), **cfg.model})
@@ -130,43 +131,6 @@ class Run:
         self.clf_ddp = DDP(self.clf) if self.distributed else self.clf
         self.critic_ddp = DDP(self.critic) if self.distributed and cfg.gan_weight > 0 else self.critic
         self.reports = RunReports(self) if self.rank == 0 else None
-
-    def _data(self, data) -> list:
-        """The feature store of the training split (rank 0 builds it, the others open it), the
-        held-out validation utterances, the dev utterances for samples, and the sampler.
-        Returns the training utterances."""
-        cfg = self.cfg
-        utts = find_utterances(data)
-        self.dev_utts = [u for u in utts if u.split == "dev"]
-        utts = [u for u in utts if u.split == cfg.split]
-        if not utts:
-            raise ValueError(f"{data}: no utterances in split '{cfg.split}'")
-        t0 = time.time()
-        self.store = self._store(utts, "mel")
-        if self.rank == 0 and self.dev_utts:
-            self.dev_utts, _ = build_cache(self.dev_utts[:8], self.cache_dir, self.mel_cfg, progress=False)
-        self.store_index = {p: i for i, p in enumerate(self.store.paths)}
-        # the decoder reads the source's pitch: its store too
-        self.pitch_store = self._store(utts, "pitch") if cfg.model.get("pitch_channels", 0) else None
-        usable = [u for u in utts if u.path in self.store_index]
-        train_utts, self.val_utts = split_validation(usable, cfg.val_per_speaker, cfg.seed)
-        self.sampler = SegmentSampler(self.store, cfg.segment_frames, cfg.seed,
-                                      indices=[self.store_index[u.path] for u in train_utts],
-                                      pitch=self.pitch_store)
-        if self.rank == 0:
-            print(f"features: {len(self.store)} utterances, {self.mel_cfg.frames_to_seconds(int(self.store.frames.sum())) / 3600:.2f} h, "
-                  f"from {self.store.root} ({time.time() - t0:.1f} s)")
-        return train_utts
-
-    def _store(self, utts, kind: str):
-        """The ``kind`` feature store of ``utts``: rank 0 builds what is missing, then the others open it."""
-        if self.rank == 0:
-            store = training_store(utts, self.cache_dir, self.mel_cfg, self.cfg.store_dtype, progress=self.progress,
-                                   kind=kind)
-        self._barrier()
-        if self.rank != 0:
-            store = training_store(utts, self.cache_dir, self.mel_cfg, self.cfg.store_dtype, progress=False, kind=kind)
-        return store
 
     def _barrier(self):
         if self.distributed:

@@ -50,13 +50,13 @@ class RunReports:
         r = self.run
         r.model.eval()
         errs = []
-        for u in r.val_utts:
-            i = r.store_index[u.path]
-            mel = torch.from_numpy(r.store.segment(i, 0, 512).copy()).to(r.device)
-            ref = torch.from_numpy(r.sampler.feature(r.sampler.by_speaker[u.speaker][0]).copy()).to(r.device)
+        for u in r.data.val_utts:
+            i = r.data.store_index[u.path]
+            mel = torch.from_numpy(r.data.store.segment(i, 0, 512).copy()).to(r.device)
+            ref = torch.from_numpy(r.data.sampler.feature(r.data.sampler.by_speaker[u.speaker][0]).copy()).to(r.device)
             pitch = None
-            if r.sampler.pitch is not None and r.sampler.pitch_row[i] >= 0:
-                pitch = torch.from_numpy(r.sampler.pitch_segment(i, 0, mel.shape[1]).copy()).to(r.device)
+            if r.data.sampler.pitch is not None and r.data.sampler.pitch_row[i] >= 0:
+                pitch = torch.from_numpy(r.data.sampler.pitch_segment(i, 0, mel.shape[1]).copy()).to(r.device)
             errs.append(losses.reconstruction(r.model.convert(mel, ref, pitch), mel).item())
         return float(np.mean(errs)) if errs else float("nan")
 
@@ -81,7 +81,7 @@ class RunReports:
         from .vocoder import get_vocoder
         r = self.run
         r.model.eval()
-        pool = r.dev_utts or r.val_utts
+        pool = r.data.dev_utts or r.data.val_utts
         if len({u.speaker for u in pool}) < 2:
             return
         a = pool[0]
