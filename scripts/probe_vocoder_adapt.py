@@ -72,7 +72,7 @@ def batch(pairs, args, rng, device, fakes=None):
         mels.append(m)
         wavs.append(real)
         if fakes is not None:
-            fks.append(fakes[i][t * HOP:(t + args.frames) * HOP])
+            fks.append(crop(R, fakes[i], args.frames, t)[1])
     out = [torch.stack(mels).to(device), torch.stack(wavs).to(device)]
     return out + ([torch.stack(fks).to(device)] if fakes is not None else [])
 
@@ -90,6 +90,15 @@ def train_stft(gen, pairs, args, rng, device) -> None:
         opt.step()
         if step % 50 == 0 or step == args.steps - 1:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
+
+
+def critic_step(critics, opt_d, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """One update of the critics on (B, T) real and generated waveforms -> their loss."""
+    loss = discriminator_loss(critics(real[:, None])[0], critics(fake[:, None])[0])
+    opt_d.zero_grad()
+    loss.backward()
+    opt_d.step()
+    return loss
 
 
 def train_gan(gen, base, pairs, args, rng, device) -> None:
@@ -119,12 +128,7 @@ def train_gan(gen, base, pairs, args, rng, device) -> None:
     while done["critics"] < args.disc_steps and not out_of_time():
         step = done["critics"]
         _, wavs, fks = batch(pairs, args, rng, device, fakes)
-        real_scores, _ = critics(wavs[:, None])
-        fake_scores, _ = critics(fks[:, None])
-        loss_d = discriminator_loss(real_scores, fake_scores)
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
+        loss_d = critic_step(critics, opt_d, wavs, fks)
         done["critics"] += 1
         if step % 100 == 0 or step == args.disc_steps - 1:
             print(f"critics alone, step {step}: loss {loss_d.item():.3f} ({time.time() - t0:.0f} s)", flush=True)
@@ -132,12 +136,7 @@ def train_gan(gen, base, pairs, args, rng, device) -> None:
         step = done["joint"]
         mels, wavs = batch(pairs, args, rng, device)
         fake = gen(mels).squeeze(1)
-        real_scores, _ = critics(wavs[:, None])
-        fake_scores, _ = critics(fake.detach()[:, None])
-        loss_d = discriminator_loss(real_scores, fake_scores)
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
+        loss_d = critic_step(critics, opt_d, wavs, fake.detach())
         loss_g, parts = generator_loss(critics, fake, wavs)
         opt_g.zero_grad()
         loss_g.backward()
