@@ -15,7 +15,7 @@ real frames' formants.
 Scored per seeded pair of `vc evaluate`'s pairs: ECAPA similarity to ANOTHER clip of the target
 speaker (the target clip itself would be unfair: K is made of its frames) and to the source,
 Whisper CER against the source's transcript, DNSMOS. Paired differences from a = 0 with 95 %
-bootstrap intervals. Nothing is built into the package.
+bootstrap intervals. The envelope form is now in the package: vc/match.py, `--match`.
 """
 from __future__ import annotations
 
@@ -36,36 +36,7 @@ from vc.evaluate import asr, ecapa, speaker                # noqa: E402
 from vc.evaluate.pairs import corpus_pairs, subset         # noqa: E402
 from vc.evaluate.quality import dnsmos                     # noqa: E402
 from vc.evaluate.report import bootstrap_ci                # noqa: E402
-
-SPEECH_DB = 40.0
-
-
-def speech_frames(mel: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
-    """(n_mels, T) log-mel (natural log of magnitude) -> (n_mels, S): the frames whose mean level is
-    within ``db`` decibels of the loudest frame's."""
-    energy = mel.mean(0)
-    keep = energy > energy.max() - db / 20 * np.log(10)
-    return mel[:, keep]
-
-
-def envelope(mel: torch.Tensor, n: int = 20) -> torch.Tensor:
-    """(n_mels, T) -> (n_mels, T): the log-mel smoothed along the mel axis by keeping its first ``n``
-    cepstral (orthonormal DCT-II) coefficients: the envelope without the harmonics' ripple."""
-    m = mel.shape[0]
-    k, i = torch.arange(m)[:, None], torch.arange(m)[None]
-    dct = torch.cos(torch.pi / m * (i + 0.5) * k) * torch.sqrt(torch.tensor(2.0 / m))
-    dct[0] /= np.sqrt(2.0)                                          # orthonormal: dct.T is its inverse
-    dct = dct.to(mel.dtype)
-    return dct[:n].T @ (dct[:n] @ mel)
-
-
-def knn_frames(query: torch.Tensor, bank: torch.Tensor, k: int) -> torch.Tensor:
-    """(n_mels, T) query, (n_mels, S) bank -> (n_mels, T): each query frame replaced by the mean of
-    its ``k`` nearest bank frames (Euclidean; k is capped at S)."""
-    d = torch.cdist(query.T[None], bank.T[None])[0]                  # (T, S)
-    idx = d.topk(min(k, bank.shape[1]), largest=False).indices     # (T, k)
-    return bank.T[idx].mean(1).T
-
+from vc.match import envelope, nearest_frames, speech_frames   # noqa: E402
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -81,7 +52,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     alphas = [0.0] + [float(a) for a in args.alpha.split(",")]
-    conv = load(args.model)
+    conv = load(args.model, match=0.0)        # C is the plain conversion, whatever the model's default
     sr = conv.sample_rate
     pairs = subset(corpus_pairs(find_utterances(args.data, args.split), args.seed), args.pairs, args.seed)
     to16 = lambda w: soxr.resample(w, sr, 16000).astype(np.float32)   # noqa: E731
@@ -96,7 +67,7 @@ def main(argv=None) -> int:
             pitch = conv.pitch(src)
             v_src, v_tgt = conv.voice(m_src, pitch), conv.voice(m_tgt, conv.pitch(tgt))
             C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
-            K = knn_frames(C, speech_frames(m_tgt.float()), args.k)
+            K = nearest_frames(C, speech_frames(m_tgt.float()), args.k)
             for a in alphas:
                 out = C + a * (envelope(K) - envelope(C)) if args.envelope else (1 - a) * C + a * K
                 wav = conv.vocode(out)

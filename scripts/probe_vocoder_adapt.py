@@ -254,13 +254,16 @@ def main(argv=None) -> int:
     conv = None if (have_pairs and args.skip_score) else load(args.model)
 
     # -- training pairs: (reconstruction, real waveform)
-    if have_pairs:
+    if args.tuned:
+        pairs = []
+    elif have_pairs:
         pairs = read_pairs(args.pairs)
     else:
         pairs = build_pairs(conv, args, rng)
         if args.pairs:
             save_pairs(pairs, args.pairs)
-    print(f"{len(pairs)} training pairs, {sum(w.numel() for _, w in pairs) / HOP / 86.13:.0f} s", flush=True)
+    if pairs:
+        print(f"{len(pairs)} training pairs, {sum(w.numel() for _, w in pairs) / 22050:.0f} s", flush=True)
 
     base = HiFiGAN(args.base).generator if args.base else conv.vocoder.generator
     if args.tuned:

@@ -18,7 +18,8 @@ table from the scores the runs already have.
 Inference-only variants: a config with `score_only: CKPT` (relative to the config's folder) is not
 trained; that checkpoint is scored as it is. `strength: S` in any config is passed to `vc evaluate
 --strength` (vc.convert: source + S * (target - source) of the speaker vectors), `adapt: N` to
-`vc evaluate --adapt` (speaker vectors refined by N steps), and `vocoder: NAME` to `vc evaluate
+`vc evaluate --adapt` (speaker vectors refined by N steps), `match: W` to `vc evaluate --match`
+(envelope matching, vc/match.py), and `vocoder: NAME` to `vc evaluate
 --vocoder` (a .pt file of HiFi-GAN generator weights is relative to the config's folder), never to
 training.
 """
@@ -88,6 +89,7 @@ def train_jobs(configs, runs: Path, data: str, minutes: float):
         cfg.pop("strength", None)           # inference settings (vc evaluate --strength, --adapt)
         cfg.pop("adapt", None)
         cfg.pop("vocoder", None)
+        cfg.pop("match", None)
         cfg.update(max_minutes=minutes, threads=1)
         out = runs / config.stem
         out.mkdir(parents=True, exist_ok=True)
@@ -125,6 +127,8 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
             cmd += ["--strength", str(strength)]
         if adapt:
             cmd += ["--adapt", str(adapt)]
+        if settings.get("match") is not None:
+            cmd += ["--match", str(settings["match"])]
         if vocoder:
             cmd += ["--vocoder", str((config.parent / vocoder).resolve()) if vocoder.endswith(".pt") else vocoder]
         if (out / "val_eval").exists() and not same:      # a new checkpoint: score afresh

@@ -217,13 +217,13 @@ def test_folder_mode_mirrors_a_nested_tree(tiny_checkpoint, tmp_path):
 def test_each_voice_is_embedded_once(tiny_checkpoint, tmp_path, monkeypatch):
     from vc.convert import Converter
     calls = []
-    real = Converter.speaker
+    real = Converter.target
 
     def counting(self, *clips):
         calls.append(tuple(Path(c).name for c in clips))
         return real(self, *clips)
 
-    monkeypatch.setattr(Converter, "speaker", counting)
+    monkeypatch.setattr(Converter, "target", counting)
     for i in range(3):
         write_wav(tmp_path / f"s{i}.wav", 1.0, seed=i)
     write_wav(tmp_path / "v.wav", 1.0, f0=200, seed=10)

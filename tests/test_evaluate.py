@@ -377,3 +377,19 @@ def test_adapt_changes_the_conversions_not_the_reconstruction(tmp_path, pairs_ts
         conv = [reps[n]["systems"]["converted"][field]["mean"] for n in reps]
         assert recon[0] == pytest.approx(recon[1], abs=1e-4) and abs(conv[0] - conv[1]) > 1e-4, field
     assert cli(args + ["--adapt", "5", "--out", str(tmp_path / "10")]) == 2
+
+
+def test_match_changes_the_conversions_not_the_reconstruction(tmp_path, pairs_tsv, tiny_checkpoint):
+    """--match W matches the conversions' envelopes to the target's frames (vc.match); the
+    reconstruction has no target; a report folder refuses another --match."""
+    args = ["evaluate", "--model", str(tiny_checkpoint), "--pairs", str(pairs_tsv), "--vocoder", "griffinlim",
+            "--no-progress", "--systems", "converted,reconstruction"]
+    reps = {}
+    for w in ("0", "0.5"):
+        assert cli(args + ["--match", w, "--out", str(tmp_path / w)]) == 1        # the broken pair
+        reps[w] = json.loads((tmp_path / w / "report.json").read_text())
+    assert reps["0.5"]["meta"]["match"] == 0.5 and reps["0"]["meta"]["match"] == 0.0
+    recon = [reps[w]["systems"]["reconstruction"]["sim_target"]["mean"] for w in reps]
+    conv = [reps[w]["systems"]["converted"]["sim_target"]["mean"] for w in reps]
+    assert recon[0] == pytest.approx(recon[1], abs=1e-4) and abs(conv[0] - conv[1]) > 1e-4
+    assert cli(args + ["--match", "0.25", "--out", str(tmp_path / "0.5")]) == 2

@@ -53,3 +53,17 @@ def test_gan_training_stops_saves_and_resumes(tmp_path):
     resumed = torch.load(state, weights_only=True)
     assert (resumed["critics_steps"], resumed["joint_steps"]) == (3, 5)
     assert not torch.equal(resumed["generator"]["conv_post.weight"], saved["generator"]["conv_post.weight"])
+
+
+def test_pairs_travel_in_half_precision_and_come_back_as_they_were(tmp_path):
+    """--pairs: what a machine without the corpus trains on is what was built here, to fp16 rounding."""
+    probe = load_script("probe_vocoder_adapt")
+    g = torch.Generator().manual_seed(0)
+    pairs = [(torch.randn(80, n, generator=g) - 5, torch.randn(n * probe.HOP, generator=g) * 0.1) for n in (40, 57)]
+    probe.save_pairs(pairs, tmp_path / "pairs.pt")
+    back = probe.read_pairs(tmp_path / "pairs.pt")
+    assert len(back) == 2
+    for (R, w), (R2, w2) in zip(pairs, back):
+        assert R2.dtype == w2.dtype == torch.float32 and R2.shape == R.shape and w2.shape == w.shape
+        torch.testing.assert_close(R2, R, rtol=1e-3, atol=1e-3)
+        torch.testing.assert_close(w2, w, rtol=1e-3, atol=1e-4)

@@ -96,16 +96,18 @@ def test_an_inference_only_config_is_scored_as_it_is_with_its_strength(screen, t
     config = tmp_path / "v_s15.yaml"
     shutil.copy(tiny_checkpoint, tmp_path / "model.pt")
     config.write_text("# what: the model as it is, strength 1.5\nscore_only: model.pt\nstrength: 1.5\nadapt: 30\n"
-                      "vocoder: tuned.pt\n")
+                      "vocoder: tuned.pt\nmatch: 0.25\n")
     assert screen.train_jobs([config], runs, "manifest.tsv", 10) == []          # nothing to train
     (cmd, _), = screen.eval_jobs([config], runs, "manifest.tsv", 40)
     assert cmd[cmd.index("--model") + 1] == str((tmp_path / "model.pt").resolve())
     assert cmd[cmd.index("--strength") + 1] == "1.5" and cmd[cmd.index("--adapt") + 1] == "30"
     assert cmd[cmd.index("--vocoder") + 1] == str((tmp_path / "tuned.pt").resolve())   # beside the config
+    assert cmd[cmd.index("--match") + 1] == "0.25"
     assert not (runs / "v_s15" / "screen_model.pt").exists()                    # no export of a copy
     trained = tmp_path / "t.yaml"
-    trained.write_text("steps: 10\nstrength: 2.0\nadapt: 30\nvocoder: griffinlim\n")
+    trained.write_text("steps: 10\nstrength: 2.0\nadapt: 30\nvocoder: griffinlim\nmatch: 0.5\n")
     (cmd, _), = screen.train_jobs([trained], runs, "manifest.tsv", 10)
     assert "strength" not in (runs / "t.config.yaml").read_text()               # never a training key
     assert "adapt" not in (runs / "t.config.yaml").read_text()
     assert "vocoder" not in (runs / "t.config.yaml").read_text()
+    assert "match" not in (runs / "t.config.yaml").read_text()

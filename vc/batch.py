@@ -11,7 +11,8 @@ and written to OUT_DIR/batch_report.tsv. Exit status: 0 every row done or skippe
 failed, 2 a wrong command. Rows are planned by vc.jobs; this file runs them.
 
 Each worker process loads the model once. Each target voice is embedded once (by whichever
-worker is free) and its speaker vector (speaker_dim,) float32 travels to the workers with its rows.
+worker is free) and its speaker vector (speaker_dim,) float32, with its speech frames
+(n_mels, S) when envelope matching is on, travels to the workers with its rows.
 """
 from __future__ import annotations
 
@@ -77,31 +78,36 @@ class Worker:
     """A loaded model and vocoder in one process: embeds voices, converts rows."""
 
     def __init__(self, model: str, vocoder: str, device: str, threads: int, precision: str = "auto",
-                 max_seconds: float | None = None, strength: float | None = None, adapt_steps: int = 0):
+                 max_seconds: float | None = None, strength: float | None = None, adapt_steps: int = 0,
+                 match: float | None = None):
         import torch
         from .convert import load
         torch.set_num_threads(threads)
         limit = {} if max_seconds is None else {"max_seconds": max_seconds}
         self.conv = load(model, vocoder=vocoder, device=device, precision=precision, strength=strength,
-                         adapt_steps=adapt_steps, **limit)
+                         adapt_steps=adapt_steps, match=match, **limit)
         noise = np.random.default_rng(0).uniform(-0.1, 0.1, self.conv.sample_rate).astype(np.float32)
         self.conv.vocode(self.conv.mel(noise))   # warm-up: first calls set up filters and kernels
 
-    def embed(self, clips: tuple[str, ...]) -> tuple[np.ndarray | None, str]:
-        """Clips of one voice -> (mean speaker vector (speaker_dim,), '') or (None, reason)."""
+    def embed(self, clips: tuple[str, ...]) -> tuple[tuple | None, str]:
+        """Clips of one voice -> ((mean speaker vector (speaker_dim,), speech frames (n_mels, S) or
+        None), '') or (None, reason)."""
         try:
-            return self.conv.speaker(*clips).float().cpu().numpy(), ""
+            voice = self.conv.target(*clips)
+            frames = None if voice.frames is None else voice.frames.float().cpu().numpy()
+            return (voice.vector.float().cpu().numpy(), frames), ""
         except Exception as e:     # a bad clip fails the rows of this voice, not the batch
             return None, "target " + reason(e)
 
-    def convert(self, source: str, speaker: np.ndarray, output: str,
+    def convert(self, source: str, voice: tuple, output: str,
                 out_rate: int | None) -> tuple[str, float]:
-        """Write ``source``'s words in the voice ``speaker`` to ``output`` -> (reason or '', seconds)."""
+        """Write ``source``'s words in ``voice`` (what :meth:`embed` gave) to ``output`` -> (reason or '', seconds)."""
         import torch
         start, conv = time.perf_counter(), self.conv
+        vector, frames = (None if x is None else torch.from_numpy(x).to(conv.device) for x in voice)
         try:
             wav = conv.load(source)
-            mel = conv.convert_mel(conv.mel(wav), torch.from_numpy(speaker).to(conv.device), pitch=conv.pitch(wav))
+            mel = conv.convert_mel(conv.mel(wav), vector, pitch=conv.pitch(wav), frames=frames)
             save_audio(output, match_loudness(conv.vocode(mel), wav), conv.sample_rate, out_rate=out_rate)
             return "", time.perf_counter() - start
         except Exception as e:     # the row fails with its reason; the batch goes on
@@ -145,12 +151,12 @@ def execute(todo: list[Job], worker: Worker | None, settings: tuple, workers: in
 
     if worker is not None:
         for voice, jobs in by_voice.items():
-            vec, problem = worker.embed(tuple(map(str, voice)))
+            embedded, problem = worker.embed(tuple(map(str, voice)))
             for job in jobs:
                 if problem:
                     finish(job, problem)
                 else:
-                    finish(job, *worker.convert(str(job.source), vec, str(job.output), out_rate))
+                    finish(job, *worker.convert(str(job.source), embedded, str(job.output), out_rate))
         return
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -164,12 +170,12 @@ def execute(todo: list[Job], worker: Worker | None, settings: tuple, workers: in
                 if isinstance(item, Job):
                     finish(item, *fut.result())
                     continue
-                vec, problem = fut.result()
+                embedded, problem = fut.result()
                 for job in by_voice[item]:
                     if problem:
                         finish(job, problem)
                     else:
-                        pending[pool.submit(_convert, str(job.source), vec, str(job.output), out_rate)] = job
+                        pending[pool.submit(_convert, str(job.source), embedded, str(job.output), out_rate)] = job
     except BrokenProcessPool as e:     # a worker was killed (out of memory?) or could not start
         for job in todo:
             if job.status == "todo":
@@ -275,13 +281,13 @@ def run(args) -> int:
     start, interrupted = time.perf_counter(), False
     if todo:
         settings = (str(model), args.vocoder, args.device, threads, args.precision, max_seconds(args),
-                    args.strength, args.adapt)
+                    args.strength, args.adapt, args.match)
         if workers == 1:
             worker = Worker(*settings)
         else:                                # each pool process loads its own; a bad model or
             from .convert import load        # device should stop the command here, though
             load(str(model), vocoder=args.vocoder, device=args.device, precision=args.precision,
-                 strength=args.strength, adapt_steps=args.adapt)
+                 strength=args.strength, adapt_steps=args.adapt, match=args.match)
             worker = None
         from .vocoder import resolve_precision
         precision = f" ({resolve_precision(args.precision, args.device)})" if args.vocoder == "hifigan" else ""

@@ -13,6 +13,10 @@ of the source clip and of the target clip. 1 is the target's own vector; above 1
 further from the source's, which makes up for the source voice that the content code still
 carries. A model may set its own default (``meta["strength"]`` of the checkpoint; MODEL_CARD.md
 says how it was chosen); ``vc.load(strength=...)`` and ``--strength`` override it.
+
+Envelope matching (vc.match): with ``match`` w > 0, each output frame's spectral envelope moves by w
+toward its nearest real speech frames of the target clip(s). Default: the model's
+``meta["match"]``, else 0 (off); ``vc.load(match=...)`` and ``--match`` override it.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ import torch
 from .audio import MAX_SECONDS, check_output, check_waveform, load_audio, match_loudness, save_audio
 from .checkpoint import load_model
 from .features import MelConfig, mel_spectrogram
+from .match import check_weight, match_envelope, speech_frames
 from .model import VoiceConverter, toward
 from .pitch import pitch_features
 from .vocoder import CHUNK_FRAMES, get_vocoder, resolve_precision, vocode_chunked
@@ -119,6 +124,14 @@ class Timings:
         self.stages[stage] = self.stages.get(stage, 0.0) + seconds
 
 
+@dataclass
+class Voice:
+    """A target voice: its speaker vector (speaker_dim,) and, when envelope matching is on, the
+    speech frames (n_mels, S) of its clips (else None)."""
+    vector: torch.Tensor
+    frames: torch.Tensor | None = None
+
+
 class Converter:
     """A loaded model + vocoder. Thread-compatible for reads; one per process is enough.
 
@@ -131,7 +144,7 @@ class Converter:
     def __init__(self, model: VoiceConverter, mel_cfg: MelConfig = MelConfig(), vocoder: str = "hifigan",
                  device: str = "cpu", max_seconds: float = MAX_SECONDS, meta: dict | None = None,
                  precision: str = "auto", chunk_frames: int = CHUNK_FRAMES, strength: float | None = None,
-                 adapt_steps: int = 0):
+                 adapt_steps: int = 0, match: float | None = None):
         self.model, self.mel_cfg, self.device = model.to(device).eval(), mel_cfg, torch.device(device)
         self.vocoder_name = vocoder
         self.precision = resolve_precision(precision, self.device)
@@ -141,6 +154,7 @@ class Converter:
         self.meta = meta or {}
         self.strength = check_strength(self.meta.get("strength", 1.0) if strength is None else strength)
         self.adapt_steps = check_adapt_steps(adapt_steps)
+        self.match = check_weight(self.meta.get("match", 0.0) if match is None else match)
         self.timings = Timings()
 
     @property
@@ -185,14 +199,26 @@ class Converter:
             return self.model.fit_speaker(mel, self.adapt_steps, pitch=pitch)[0]
         return self.model.embed_speaker(mel)[0]
 
+    def bank(self, mel: torch.Tensor) -> torch.Tensor | None:
+        """(n_mels, T) of a target clip -> its speech frames (n_mels, S) for envelope matching;
+        None when matching is off."""
+        return speech_frames(mel) if self.match else None
+
     @torch.inference_mode()
-    def speaker(self, *targets) -> torch.Tensor:
-        """The speaker vector (speaker_dim,) of one or several clips of one voice (their mean)."""
+    def target(self, *targets) -> Voice:
+        """The voice of one or several clips of one speaker: the mean of their speaker vectors, and
+        all their speech frames when envelope matching is on."""
         if not targets:
             raise ValueError("no target clip given (the voice to convert to)")
         wavs = [self.load(t, "target waveform") for t in targets]
-        vecs = [self.voice(self.mel(w), self.pitch(w) if self.adapt_steps else None) for w in wavs]
-        return torch.stack(vecs).mean(0)
+        mels = [self.mel(w) for w in wavs]
+        vecs = [self.voice(m, self.pitch(w) if self.adapt_steps else None) for m, w in zip(mels, wavs)]
+        frames = torch.cat([self.bank(m) for m in mels], 1) if self.match else None
+        return Voice(torch.stack(vecs).mean(0), frames)
+
+    def speaker(self, *targets) -> torch.Tensor:
+        """The speaker vector (speaker_dim,) of one or several clips of one voice (their mean)."""
+        return self.target(*targets).vector
 
     @torch.inference_mode()
     def vocode(self, mel: torch.Tensor, progress=None) -> np.ndarray:
@@ -213,27 +239,34 @@ class Converter:
     # -- conversions -------------------------------------------------------------------------
     @torch.inference_mode()
     def convert_mel(self, source: torch.Tensor, speaker: torch.Tensor, own: torch.Tensor | None = None,
-                    pitch: torch.Tensor | None = None) -> torch.Tensor:
+                    pitch: torch.Tensor | None = None, frames: torch.Tensor | None = None) -> torch.Tensor:
         """(n_mels, T) content + (speaker_dim,) voice -> (n_mels, T). With ``strength`` s != 1 the
         decoder gets source + s * (speaker - source), source being the source's own vector
         (``own``, or found as :meth:`voice` finds the target's). ``pitch`` (pitch_channels, T):
-        the source's (:meth:`pitch`), for a model that reads it."""
+        the source's (:meth:`pitch`), for a model that reads it. ``frames`` (n_mels, S): the
+        target's speech frames (:meth:`bank`), for envelope matching."""
         t = time.perf_counter()
         code = self.model.encode(source, pitch)
         if self.strength != 1.0:
             if own is None:
                 own = self.voice(source, pitch) if self.adapt_steps else code.speaker[0]
             speaker = toward(own, speaker, self.strength)
-        out = self.model.decode(code.with_speaker(speaker[None]))[0]
+        out = self.matched(self.model.decode(code.with_speaker(speaker[None]))[0], frames)
         self.timings.add("model", time.perf_counter() - t)
         return out
+
+    def matched(self, mel: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
+        """A decoded (n_mels, T) with envelope matching to ``frames`` (vc.match) when it is on."""
+        if frames is None or not self.match:
+            return mel
+        return match_envelope(mel, frames, self.match)
 
     def convert(self, source, target, *, match_input_loudness: bool = True) -> np.ndarray:
         """``source``'s words in ``target``'s voice (``target`` may be a list of clips of one voice)."""
         self.timings = Timings()
         src = self.load(source, "source waveform")
-        targets = target if isinstance(target, (list, tuple)) else [target]
-        out = self.vocode(self.convert_mel(self.mel(src), self.speaker(*targets), pitch=self.pitch(src)))
+        voice = self.target(*(target if isinstance(target, (list, tuple)) else [target]))
+        out = self.vocode(self.convert_mel(self.mel(src), voice.vector, pitch=self.pitch(src), frames=voice.frames))
         return match_loudness(out, src) if match_input_loudness else out
 
     def swap(self, a, b, *, match_input_loudness: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -243,8 +276,8 @@ class Converter:
         ma, mb, pa, pb = self.mel(wa), self.mel(wb), self.pitch(wa), self.pitch(wb)
         with torch.inference_mode():
             sa, sb = self.voice(ma, pa), self.voice(mb, pb)
-        ab = self.vocode(self.convert_mel(ma, sb, own=sa, pitch=pa))
-        ba = self.vocode(self.convert_mel(mb, sa, own=sb, pitch=pb))
+        ab = self.vocode(self.convert_mel(ma, sb, own=sa, pitch=pa, frames=self.bank(mb)))
+        ba = self.vocode(self.convert_mel(mb, sa, own=sb, pitch=pb, frames=self.bank(ma)))
         if match_input_loudness:
             ab, ba = match_loudness(ab, wa), match_loudness(ba, wb)
         return ab, ba
@@ -299,7 +332,8 @@ def swap_names(a, b, ext: str = ".wav") -> tuple[str, str]:
 def load(model=None, vocoder: str = "hifigan", device: str = "cpu", precision: str = "auto", **kw) -> Converter:
     """A ready converter: ``model`` is a checkpoint path (default: the installed default model);
     ``precision`` of HiFi-GAN: "auto" (bf16 where the CPU supports it, else fp32), "fp32", "bf16";
-    ``max_seconds``: the longest input accepted (default 30 minutes)."""
+    ``max_seconds``: the longest input accepted (default 30 minutes); ``strength``, ``match``,
+    ``adapt_steps``: see the module's docstring (default: the model's own)."""
     resolve_precision(precision, device)        # a wrong name is refused before any loading
     device = check_device(device)
     path = Path(model) if model else default_model_path()

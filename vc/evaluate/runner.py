@@ -126,9 +126,9 @@ class Scorer:
         conv.timings = Timings()
         src_mel, src_pitch = conv.mel(src), conv.pitch(src)
         t, f0 = time.perf_counter(), conv.timings.stages.get("features", 0.0)
-        spk = conv.speaker(tgt)
+        voice = conv.target(tgt)
         speaker_s = time.perf_counter() - t - (conv.timings.stages["features"] - f0)
-        out_mel = conv.convert_mel(src_mel, spk, pitch=src_pitch)
+        out_mel = conv.convert_mel(src_mel, voice.vector, pitch=src_pitch, frames=voice.frames)
         out = match_loudness(conv.vocode(out_mel), src)
         stages = dict(conv.timings.stages)
         stages["model"] = stages.get("model", 0.0) + speaker_s      # speaker encoder + encode/decode
@@ -200,7 +200,7 @@ class Scorer:
 
 # -- files -----------------------------------------------------------------------------------------
 
-SIGNATURE_DEFAULTS = {"adapt_steps": 0}     # what a report written before the key existed used
+SIGNATURE_DEFAULTS = {"adapt_steps": 0, "match": 0.0}     # what a report written before the key existed used
 
 
 def check_signature(out_dir: Path, signature: dict):

@@ -1,0 +1,150 @@
+"""vc.match: which frames count as speech, the nearest frames, the envelope, and envelope matching
+on every path that converts (Converter, the commands, vc batch, vc evaluate, the page)."""
+import pytest
+import soundfile as sf
+import torch
+
+from conftest import tiny_model, write_wav
+from vc import match
+from vc.checkpoint import save_checkpoint
+from vc.cli import main
+from vc.convert import load
+from vc.features import MelConfig
+
+
+def test_speech_frames_drop_the_quiet_ones():
+    mel = torch.full((80, 6), -2.0)
+    mel[:, 2] = -12.0                                  # 87 dB below the others (log magnitude)
+    mel[:, 4] = -5.0                                   # 26 dB below: kept
+    kept = match.speech_frames(mel)
+    assert kept.shape == (80, 5) and not (kept == -12.0).any()
+
+
+def test_each_frame_becomes_the_mean_of_its_nearest_bank_frames():
+    bank = torch.tensor([[0.0, 1.0, 10.0, 11.0]])      # two clusters on one axis
+    query = torch.tensor([[0.2, 10.4]])
+    assert torch.allclose(match.nearest_frames(query, bank, 1), torch.tensor([[0.0, 10.0]]))
+    assert torch.allclose(match.nearest_frames(query, bank, 2), torch.tensor([[0.5, 10.5]]))
+    assert match.nearest_frames(query, bank, 9).shape == (1, 2)     # k capped at the bank's size
+
+
+def test_the_envelope_keeps_the_smooth_shape_and_drops_the_ripple():
+    bands = torch.arange(80, dtype=torch.float32)[:, None]
+    smooth = -5 + torch.sin(bands / 80 * 3.1416)                   # a broad formant-like hump
+    ripple = 0.5 * torch.cos(bands * 3.1416 / 2)                    # a period of 4 bands: harmonics
+    env = match.envelope(smooth + ripple)
+    assert (env - smooth).abs().mean() < 0.05 < (smooth + ripple - smooth).abs().mean()
+    assert torch.allclose(match.envelope(smooth + ripple, n=80), smooth + ripple, atol=1e-4)   # all kept
+
+
+def test_long_queries_are_matched_in_pieces_with_the_same_result(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    query, bank = torch.randn(80, 50, generator=g), torch.randn(80, 30, generator=g)
+    whole = match.nearest_frames(query, bank, 3)
+    monkeypatch.setattr(match, "MAX_DISTANCES", 60)              # two query frames per piece
+    torch.testing.assert_close(match.nearest_frames(query, bank, 3), whole)
+
+
+def test_matching_moves_only_the_envelope_toward_the_bank():
+    bands = torch.arange(80, dtype=torch.float32)[:, None]
+    ripple = 0.5 * torch.cos(bands * 3.1416 / 2).expand(80, 10)    # the conversion's harmonics
+    mel = -6 + ripple
+    bank = torch.full((80, 5), -3.0) + torch.linspace(0, 1, 5)    # real frames, 3 log units louder
+    assert match.match_envelope(mel, bank, 0.0) is mel
+    out = match.match_envelope(mel, bank, 0.5)
+    torch.testing.assert_close(match.envelope(out), match.envelope(mel) + 0.5 * (match.envelope(
+        match.nearest_frames(mel, bank)) - match.envelope(mel)))
+    torch.testing.assert_close(out - match.envelope(out), mel - match.envelope(mel))      # ripple kept
+    nearest4 = -3 + (0 + 0.25 + 0.5 + 0.75) / 4                    # the 4 quietest bank frames are nearest
+    assert (out.mean() - mel.mean()).item() == pytest.approx(0.5 * (nearest4 - -6), abs=1e-3)
+    torch.testing.assert_close(match.match_envelope(mel, bank[:, :0], 0.5), mel)   # no speech frames: as it was
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "some"])
+def test_bad_match_weight_is_refused(tiny_checkpoint, bad):
+    with pytest.raises(ValueError, match="match"):
+        load(tiny_checkpoint, vocoder="griffinlim", match=bad)
+
+
+def test_a_model_carries_its_default_match_and_load_overrides_it(tmp_path):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, tiny_model(), MelConfig(), meta={"match": 0.25})
+    assert load(path, vocoder="griffinlim").match == 0.25
+    assert load(path, vocoder="griffinlim", match=0.0).match == 0.0
+    plain = tmp_path / "plain.pt"
+    save_checkpoint(plain, tiny_model(), MelConfig(), meta={})
+    assert load(plain, vocoder="griffinlim").match == 0.0
+
+
+def test_convert_and_swap_match_to_the_targets_speech_frames(tiny_checkpoint, wav_a, wav_b):
+    plain = load(tiny_checkpoint, vocoder="griffinlim")
+    conv = load(tiny_checkpoint, vocoder="griffinlim", match=0.5)
+    with torch.inference_mode():
+        src, tgt = (conv.mel(conv.load(str(w))) for w in (wav_a, wav_b))
+        voice = conv.target(str(wav_b))
+        assert plain.target(str(wav_b)).frames is None
+        torch.testing.assert_close(voice.frames, match.speech_frames(tgt))
+        torch.testing.assert_close(voice.vector, plain.speaker(str(wav_b)))
+        expected = match.match_envelope(plain.convert_mel(src, voice.vector), voice.frames, 0.5)
+        torch.testing.assert_close(conv.convert_mel(src, voice.vector, frames=voice.frames), expected)
+        two = conv.target(str(wav_b), str(wav_a))                 # several clips: all their frames
+        assert two.frames.shape[1] == voice.frames.shape[1] + match.speech_frames(src).shape[1]
+    ab, ba = conv.swap(str(wav_a), str(wav_b))
+    ab0, ba0 = plain.swap(str(wav_a), str(wav_b))
+    assert ab.shape == ab0.shape and abs(ab - ab0).max() > 1e-4 and abs(ba - ba0).max() > 1e-4
+
+
+def test_page_swap_matches_as_the_command_line_does(tiny_checkpoint, wav_a, wav_b):
+    import numpy as np
+    from vc import demo
+    conv = load(tiny_checkpoint, vocoder="griffinlim", strength=1.5, match=0.5)
+    ab, ba, _ = demo.swap_clips(conv, str(wav_a), str(wav_b))
+    ab2, ba2 = conv.swap(str(wav_a), str(wav_b))
+    np.testing.assert_allclose(ab, ab2, atol=1e-4)
+    np.testing.assert_allclose(ba, ba2, atol=1e-4)
+
+
+@pytest.mark.parametrize("command", ["convert", "swap", "batch"])
+def test_match_option_changes_the_output_and_a_bad_one_is_one_line(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys,
+                                                                  command):
+    src = write_wav(tmp_path / "in" / "x.wav", 1.0, 16000, f0=150, seed=3)
+    written = {}
+    for w in ("0", "0.5", "2"):
+        out = tmp_path / f"out{w}"
+        argv = {"convert": ["convert", str(src), str(wav_b), "-o", str(out / "a.wav")],
+                "swap": ["swap", str(src), str(wav_b), "-o", str(out)],
+                "batch": ["batch", "--sources", str(src.parent), "--target", str(wav_b), "-o", str(out),
+                          "--workers", "1", "--threads", "1"]}[command]
+        capsys.readouterr()
+        code = main(argv + ["--model", str(tiny_checkpoint), "--vocoder", "griffinlim", "--match", w])
+        if w == "2":
+            err = capsys.readouterr().err.strip()
+            assert code == 2 and len(err.splitlines()) == 1 and "--match 2: give a number from 0 (off) to 1" in err, err
+            assert not out.exists() or not any(out.rglob("*.wav"))
+        else:
+            assert code == 0
+            written[w], _ = sf.read(str(sorted(out.rglob("*.wav"))[0]))
+    assert written["0"].shape == written["0.5"].shape and abs(written["0"] - written["0.5"]).max() > 1e-4
+
+
+def test_batch_with_a_pool_matches_as_one_worker_does(tmp_path, tiny_checkpoint, wav_b):
+    for name, seed in (("x", 3), ("y", 4)):
+        write_wav(tmp_path / "in" / f"{name}.wav", 1.0, 16000, f0=150, seed=seed)
+    written = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"w{workers}"
+        assert main(["batch", "--sources", str(tmp_path / "in"), "--target", str(wav_b), "-o", str(out),
+                     "--model", str(tiny_checkpoint), "--vocoder", "griffinlim", "--workers", workers,
+                     "--threads", "1", "--match", "0.5"]) == 0
+        written[workers] = [sf.read(str(out / f"{n}.wav"))[0] for n in ("x", "y")]
+    for one, pooled in zip(*written.values()):
+        assert abs(one - pooled).max() < 1e-4
+
+
+def test_export_stores_the_match_weight(tmp_path, tiny_checkpoint, capsys):
+    out = tmp_path / "m.pt"
+    assert main(["export", str(tiny_checkpoint), "-o", str(out), "--match", "0.25"]) == 0
+    assert load(out, vocoder="griffinlim").match == 0.25
+    assert main(["export", str(tiny_checkpoint), "-o", str(tmp_path / "bad.pt"), "--match", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--match 3" in err[0]
