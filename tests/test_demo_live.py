@@ -75,7 +75,7 @@ def test_live_tab_streams_converted_audio(tiny_checkpoint, example_clips):
 def test_live_push_takes_only_the_next_piece_of_an_open_take(tiny_checkpoint, example_clips):
     from vc.page import get_converter
     conv = get_converter(tiny_checkpoint, "griffinlim", 10)
-    take = demo_live.open_take(conv, conv.speaker(example_clips[1]))
+    take = demo_live.open_take(conv, conv.target(example_clips[1]))
     piece = np.zeros(4800, "<i2").tobytes()
     push = demo_live.live_push
     assert push("no-such-take", 0, 48000, piece) == 404
@@ -104,7 +104,7 @@ def test_the_route_serves_live_push(tiny_checkpoint, example_clips):
             port = s.getsockname()[1]
         url = demo.launch(app, port=port, block=False, quiet=True)
         conv = get_converter(tiny_checkpoint, "griffinlim", 10)
-        take = demo_live.open_take(conv, conv.speaker(example_clips[1]))
+        take = demo_live.open_take(conv, conv.target(example_clips[1]))
         piece = (np.arange(4800) % 100).astype("<i2")
         post = lambda token, seq: httpx.post(f"{url}{demo_live.LIVE_PATH}/{token}", params={"seq": seq, "rate": 48000},
                                              content=piece.tobytes(), timeout=60).status_code

@@ -148,3 +148,21 @@ def test_export_stores_the_match_weight(tmp_path, tiny_checkpoint, capsys):
     assert main(["export", str(tiny_checkpoint), "-o", str(tmp_path / "bad.pt"), "--match", "3"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--match 3" in err[0]
+
+
+def test_live_conversion_matches_too(tiny_checkpoint, example_clips):
+    """vc.stream: the target's speech frames go to Live (also from the page's Live tab), and the
+    output changes with the weight while its length does not."""
+    import numpy as np
+    from vc.audio import load_audio
+    from vc.stream import Live
+    outs = {}
+    for w in (0.0, 0.5):
+        conv = load(tiny_checkpoint, vocoder="griffinlim", match=w)
+        wav = load_audio(example_clips[0], conv.sample_rate)[: 2 * conv.sample_rate]
+        pieces = [wav[i: i + 5512] for i in range(0, wav.size, 5512)]
+        outs[w] = np.concatenate(list(conv.stream(pieces, example_clips[1])))
+        voice = conv.target(example_clips[1])
+        live = Live(conv, voice.vector, voice.frames)
+        assert (live.frames is None) == (w == 0.0)
+    assert outs[0.0].shape == outs[0.5].shape and abs(outs[0.0] - outs[0.5]).max() > 1e-4

@@ -153,8 +153,8 @@ OPEN_JS = "(take) => { window.vcLive.open(take); return [take]; }"
 STOP_JS = "async (take) => [await window.vcLive.stop() || take]"
 
 
-def open_take(conv, speaker) -> str:
-    """A new take into the voice ``speaker`` with the Converter ``conv``: its token. Takes left
+def open_take(conv, voice) -> str:
+    """A new take into the ``voice`` (vc.convert.Voice) with the Converter ``conv``: its token. Takes left
     behind (their live_play never ran) are forgotten after LIVE_TIME_LIMIT_S."""
     now = time.monotonic()
     take = secrets.token_urlsafe(16)
@@ -162,7 +162,7 @@ def open_take(conv, speaker) -> str:
         for old in [k for k, s in _LIVE.items() if now - s["opened"] > LIVE_TIME_LIMIT_S + 60]:
             del _LIVE[old]
         _LIVE[take] = {"inbox": queue.Queue(), "stopped": threading.Event(), "seq": 0, "samples": 0,
-                       "opened": now, "conv": conv, "speaker": speaker}
+                       "opened": now, "conv": conv, "voice": voice}
     return take
 
 
@@ -223,12 +223,12 @@ def add_live_tab(models: dict[str, Path], model_dropdown, *, default_vocoder: st
             raise Refusal(f"The voice ({name}): {e.problem.replace(e.path, name)}") from None
 
     def live_voice(target, vocoder, model):
-        """(converter, speaker vector) of the Live tab's voice, or a Refusal."""
+        """(converter, vc.convert.Voice) of the Live tab's voice, or a Refusal."""
         model = pick_model(models, model)
         if not target:
             raise Refusal("Pick the voice first (upload, record or an example clip), then speak.")
         conv = load_converter(models, model, vocoder, max_seconds)
-        return conv, conv.speaker(voice_clip(conv, target))
+        return conv, conv.target(voice_clip(conv, target))
 
     def live_start(target, vocoder="hifigan", model=None, microphone_problem=""):
         """Record: (the take's token, the message box, Record, Stop). The page's capture has
@@ -261,7 +261,8 @@ def add_live_tab(models: dict[str, Path], model_dropdown, *, default_vocoder: st
             return
         hidden, same = gr.HTML(visible=False), gr.skip()
         conv = session["conv"]
-        live, resample = Live(conv, session["speaker"]), None
+        voice = session["voice"]
+        live, resample = Live(conv, voice.vector, voice.frames), None
         started = last = time.monotonic()
         pending, step = [], int(LIVE_CHUNK_S * conv.sample_rate)
 

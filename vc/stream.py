@@ -5,7 +5,7 @@
     for out in conv.stream(chunks, "target.wav"):    # chunks: float32 at conv.sample_rate, any size
         play(out)                                    # one output per input chunk, then the tail
 
-or, driven by a callback (the web page's Live tab): ``live = Live(conv, speaker)``, then
+or, driven by a callback (the web page's Live tab): ``live = Live(conv, speaker, frames)``, then
 ``live.push(chunk) -> wav`` for each chunk and ``live.finish() -> wav`` at the end.
 
 How, in mel frames (hop 256 samples = 11.6 ms at 22,050 Hz; D = the model's time downsampling, 4):
@@ -63,16 +63,20 @@ GATE_LEAD_S = 0.05    # and opens this long before the next loud hop (onsets)
 
 class Live:
     """The state of one live conversion into the voice ``speaker`` (speaker_dim,) with the
-    Converter ``conv``. Not thread-safe: one per stream. ``gate``: silence the output where the
-    input is silent (``gate_db``, ``gate_hold_s``, ``gate_lead_s``: see the module's docstring)."""
+    Converter ``conv``. Not thread-safe: one per stream. ``frames`` (n_mels, S): the target's speech
+    frames, for the Converter's envelope matching (vc.match: frame by frame, so live as offline).
+    ``gate``: silence the output where the input is silent (``gate_db``, ``gate_hold_s``,
+    ``gate_lead_s``: see the module's docstring)."""
 
-    def __init__(self, conv, speaker: torch.Tensor, window_s: float = WINDOW_S, lookahead: int = LOOKAHEAD,
+    def __init__(self, conv, speaker: torch.Tensor, frames: torch.Tensor | None = None,
+                 window_s: float = WINDOW_S, lookahead: int = LOOKAHEAD,
                  voc_context: int = VOC_CONTEXT, hold: int = HOLD, fade: int = FADE, gate: bool = True,
                  gate_db: float = GATE_DB, gate_hold_s: float = GATE_HOLD_S, gate_lead_s: float = GATE_LEAD_S):
         if conv.model.cfg.pitch_channels:
             raise ValueError("live conversion cannot use a model that reads pitch (its pitch features are "
                              "standardised over the whole utterance): use the file conversion")
         self.conv, self.speaker = conv, speaker.to(conv.device)
+        self.frames = None if frames is None else frames.to(conv.device)
         cfg = conv.mel_cfg
         self.hop, self.n_fft = cfg.hop_length, cfg.n_fft
         self.tail = cfg.n_fft - (cfg.n_fft - cfg.hop_length) // 2   # frame i needs samples < i*hop + tail
@@ -132,7 +136,7 @@ class Live:
             # the target's own vector (strength 1): a per-window source vector changes the voice
             # from window to window (clicks at the seams, measured by tests/test_stream.py)
             out = self.conv.model.decode(code.with_speaker(self.speaker[None]))[0]   # (n_mels, ready - start)
-        new = out[:, self.done - start: end - start]
+        new = self.conv.matched(out[:, self.done - start: end - start], self.frames)
         self.mel_out = new if self.mel_out is None else torch.cat([self.mel_out, new], dim=1)
 
     def _measure(self, wav: np.ndarray) -> None:
@@ -241,7 +245,8 @@ def stream(conv, chunks, target, **options):
     """``Converter.stream``: ``chunks`` (an iterable of 1-D float32 arrays at ``conv.sample_rate``)
     -> one converted array per chunk, then one with the rest. ``target``: a path, a waveform or a
     list of clips of the voice (its speaker vector is computed once); ``options``: of :class:`Live`."""
-    live = Live(conv, conv.speaker(*(target if isinstance(target, (list, tuple)) else [target])), **options)
+    voice = conv.target(*(target if isinstance(target, (list, tuple)) else [target]))
+    live = Live(conv, voice.vector, voice.frames, **options)
     return _run(live, chunks)      # the target is checked now, not at the first chunk
 
 
