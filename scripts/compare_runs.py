@@ -36,6 +36,8 @@ METRICS = [("converted", "sim_target", "Resemblyzer sim to target", 1),
            ("converted", "ecapa_sim_target", "ECAPA sim to target", 1),
            ("converted", "ecapa_sim_source", "ECAPA sim to source", 1),
            ("converted", "ecapa_margin", "ECAPA margin (target - source)", 1),
+           ("converted", "ecapa_sim_other", "ECAPA sim to another target clip", 1),
+           ("converted", "ecapa_margin_other", "ECAPA margin (other clip - source)", 1),
            ("converted", "cer", "CER converted, capped (points)", 100),
            ("reconstruction", "cer", "CER reconstructed, capped (points)", 100),
            ("converted", "dnsmos", "DNSMOS converted", 1)]
@@ -56,8 +58,9 @@ def read_results(folder: Path) -> dict[str, dict]:
 
 
 def value(rec: dict, system: str, metric: str) -> float | None:
-    if metric == "ecapa_margin":      # how much nearer the target's voice than the source's
-        t, s = value(rec, system, "ecapa_sim_target"), value(rec, system, "ecapa_sim_source")
+    if metric in ("ecapa_margin", "ecapa_margin_other"):    # how much nearer the target's voice than the source's
+        other = "ecapa_sim_other" if metric == "ecapa_margin_other" else "ecapa_sim_target"
+        t, s = value(rec, system, other), value(rec, system, "ecapa_sim_source")
         return None if t is None or s is None else t - s
     v = rec.get("systems", {}).get(system, {}).get(metric)
     if v is None:

@@ -316,8 +316,9 @@ def main(argv=None) -> int:
                     rows.append(row)
     how = (f"HiFi-GAN objective, critics x{args.disc_width}, {args.disc_steps} steps alone first" if args.gan
            else "STFT loss")
-    print(f"\n{len(vspk)} val speakers, {len(rows)} conversions; generator fine-tuned {args.steps} steps, "
-          f"lr {args.lr}, batch {args.batch} x {args.frames} frames, {how}")
+    tuned = (f"the generator in {args.tuned}" if args.tuned else f"generator fine-tuned {args.steps} steps, "
+             f"lr {args.lr}, batch {args.batch} x {args.frames} frames, {how}")
+    print(f"\n{len(vspk)} val speakers, {len(rows)} conversions; tuned = {tuned}")
     for k, v in sims.items():
         print(f"{k}: {np.mean(v):.3f}")
     for k in ("reconstruction", "resynthesis"):

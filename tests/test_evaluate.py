@@ -269,13 +269,20 @@ def test_interrupted_and_resumed_run_gives_the_same_report(tmp_path, pairs_tsv, 
         for field in ("ecapa_sim_target", "ecapa_sim_source", "ecapa_svar", "ecapa_target_closer"):
             assert rep["systems"][name][field]["n"] == 2, (name, field)
     assert rep["systems"]["source"]["ecapa_sim_source"]["mean"] == pytest.approx(1.0, abs=1e-5)
+    # against another clip of the target: only where the pair names one (the first: its reference),
+    # and only for the rows that did not start from that clip
+    for name, n in (("converted", 1), ("source", 1), ("resynthesis", 0), ("reconstruction", 0)):
+        for field in ("sim_other", "ecapa_sim_other", "ecapa_other_svar", "ecapa_other_closer", "other_closer"):
+            assert rep["systems"][name][field]["n"] == n, (name, field)
+    first = json.loads((whole / runner.RESULTS).read_text().splitlines()[0])["systems"]["converted"]
+    assert first["ecapa_sim_other"] != first["ecapa_sim_target"]
     assert rep["speed"]["evaluation_seconds_per_pair"]["ecapa"] > 0
     assert rep["meta"]["second_verifier"]["package"].startswith(ecapa.PACKAGE)
     for name in ("report.md", "similarity.png", "mel_pair000.png", "audio/pair000_converted.wav"):
         assert (whole / name).is_file(), name
     md = (whole / "report.md").read_text()
     assert "| converted |" in md and "| vocoder resynthesis |" in md and "broken.wav" in md
-    assert "ECAPA sim to target" in md and "**ECAPA SVAR**" in md
+    assert "ECAPA sim to target" in md and "**ECAPA SVAR**" in md and "**Against another clip of the target**" in md
 
     # a report folder of one model refuses results of another
     other = tmp_path / "other.pt"

@@ -21,7 +21,8 @@ from ..files import atomic_open, atomic_path
 SYSTEMS = {"converted": "converted", "source": "source unchanged",
            "resynthesis": "vocoder resynthesis", "reconstruction": "reconstruction"}
 METRICS = ("sim_target", "sim_source", "svar", "target_closer",
-           "ecapa_sim_target", "ecapa_sim_source", "ecapa_svar", "ecapa_target_closer", "cer", "wer", "dnsmos", "mcd")
+           "ecapa_sim_target", "ecapa_sim_source", "ecapa_svar", "ecapa_target_closer", "cer", "wer", "dnsmos", "mcd",
+           "sim_other", "other_svar", "other_closer", "ecapa_sim_other", "ecapa_other_svar", "ecapa_other_closer")
 VERIFIERS = {"resemblyzer": {"name": "Resemblyzer (GE2E d-vector, 256-d)", "prefix": "",
                              "calibration": "speaker_verification"},
              "ecapa": {"name": "ECAPA-TDNN (SpeechBrain spkrec-ecapa-voxceleb, 192-d; weights from the "
@@ -66,6 +67,12 @@ def build(records: list[dict], calibration: dict, probe: dict, meta: dict, syste
                 out[name][p + "sim_source"] = summary(s for _, s in pairs)
             out[name][p + "svar"] = summary([float(t >= thr) for t, _ in pairs] if thr is not None else [])
             out[name][p + "target_closer"] = summary([float(t > s) for t, s in pairs])
+            # the same against another clip of the target (converted and source rows of corpus pairs)
+            held = [(r.get(p + "sim_other"), r.get(p + "sim_source")) for r in rows]
+            held = [(o, s) for o, s in held if o is not None and s is not None]
+            out[name][p + "sim_other"] = summary(o for o, _ in held)
+            out[name][p + "other_svar"] = summary([float(o >= thr) for o, _ in held] if thr is not None else [])
+            out[name][p + "other_closer"] = summary([float(o > s) for o, s in held])
     with_text = [r for r in ok if r["words_from"] == "transcript"]
     both = "converted" in names and "source" in names
     delta = lambda rs: summary([r["systems"]["converted"]["cer"] - r["systems"]["source"]["cer"]  # noqa: E731
@@ -159,6 +166,13 @@ def markdown(rep: dict) -> str:
               + (f" Converted speech closer to the target than to the source: "
                  f"{fmt(conv['target_closer'], 1, True)} % of pairs (Resemblyzer), "
                  f"{fmt(conv.get('ecapa_target_closer'), 1, True)} % (ECAPA)." if conv else ""),
+              *([f"- **Against another clip of the target** (not the one converted to; the fair reference "
+                 f"where the conversion copies from that clip: `--adapt`, `--match`), converted: sim "
+                 f"{fmt(conv['sim_other'])} (Resemblyzer), {fmt(conv['ecapa_sim_other'])} (ECAPA); SVAR "
+                 f"{fmt(conv['other_svar'], 1, True)} %, {fmt(conv['ecapa_other_svar'], 1, True)} %; closer to it "
+                 f"than to the source {fmt(conv['other_closer'], 1, True)} %, "
+                 f"{fmt(conv['ecapa_other_closer'], 1, True)} %."]
+                if conv and conv.get("ecapa_sim_other", {}).get("mean") is not None else []),
               "- **" + svar_note(sv, "Resemblyzer").replace(" SVAR:", " SVAR**:", 1),
               "- **" + svar_note(sv2, "ECAPA").replace(" SVAR:", " SVAR**:", 1),
               f"- **CER / WER**: Whisper tiny.en on the output vs the words it should say: the transcript "

@@ -146,9 +146,15 @@ class Scorer:
         words = pair.text or self.words(pair.source)
         ceiling = [s for s in ("resynthesis", "reconstruction") if s in systems]
         ceiling_words = (pair.ceiling_text or self.words(pair.ceiling)) if ceiling else None
+        # another clip of the target speaker than the one converted to: the fair reference for
+        # what copies from the target clip itself (--adapt fits to it, --match takes its frames)
+        other_emb = self.embedding(pair.ceiling) if pair.ceiling and pair.ceiling != pair.target else None
 
-        def row(an, said, mcd):
-            return {"sim_target": speaker.cosine(an["emb"]["resemblyzer"], tgt_emb["resemblyzer"]),
+        def row(an, said, mcd, other=False):
+            held_out = {} if not other or other_emb is None else {
+                "sim_other": speaker.cosine(an["emb"]["resemblyzer"], other_emb["resemblyzer"]),
+                "ecapa_sim_other": speaker.cosine(an["emb"]["ecapa"], other_emb["ecapa"])}
+            return {**held_out, "sim_target": speaker.cosine(an["emb"]["resemblyzer"], tgt_emb["resemblyzer"]),
                     "sim_source": speaker.cosine(an["emb"]["resemblyzer"], src_emb["resemblyzer"]),
                     "ecapa_sim_target": speaker.cosine(an["emb"]["ecapa"], tgt_emb["ecapa"]),
                     "ecapa_sim_source": speaker.cosine(an["emb"]["ecapa"], src_emb["ecapa"]),
@@ -159,9 +165,10 @@ class Scorer:
         scored = {}
         if "converted" in systems:
             converted = self.analyse(out, reference=ref)
-            scored["converted"] = row(converted, words, converted["mcd"])
+            scored["converted"] = row(converted, words, converted["mcd"], other=True)
         if "source" in systems:
-            scored["source"] = row(self.real(pair.source), words, self.mcd(src, ref) if ref is not None else None)
+            scored["source"] = row(self.real(pair.source), words, self.mcd(src, ref) if ref is not None else None,
+                                   other=True)
         for kind in ceiling:
             an = self.baseline(kind, pair.ceiling)
             scored[kind] = row(an, ceiling_words, an["mcd"])
