@@ -4,6 +4,8 @@ of each inference stage, for 1 s, 10 s and 60 s of speech. Not a test: it prints
     python benchmarks/throughput.py [--model CKPT] [--threads N] [--lengths 1 10 60] [--device cpu]
 
 Stages: features (log-mel), model (speaker encoder on the 4 s target + content encoder + decoder),
+match (vc.match's envelope matching of the model's output to the target's speech frames, at the
+model's own weight, else 0.25),
 each vocoder (HiFi-GAN as before issue 11: fp32, the whole input in one call; and as now: the
 precision --precision resolves to, bf16 on a CPU with AVX512-BF16/AMX, in pieces of
 vc.vocoder.CHUNK_FRAMES frames), and end to end (vc.Converter.convert on waveforms: features,
@@ -28,6 +30,7 @@ import torch
 from vc.audio import load_audio
 from vc.convert import DEFAULT_MODEL, Converter
 from vc.checkpoint import load_model
+from vc.match import match_envelope, speech_frames
 from vc.features import MelConfig
 from vc.model import ModelConfig, VoiceConverter
 
@@ -54,38 +57,44 @@ def main(argv=None) -> int:
 
     path = Path(args.model) if args.model else DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
     if path is not None:
-        model, mel_cfg, _ = load_model(path, args.device)
+        model, mel_cfg, state = load_model(path, args.device)
+        meta = state.get("meta", {})
         which = f"model {path}"
     else:
         torch.manual_seed(0)
-        model, mel_cfg = VoiceConverter(ModelConfig()).eval(), MelConfig()
+        model, mel_cfg, meta = VoiceConverter(ModelConfig()).eval(), MelConfig(), {}
         which = "a randomly initialised model of the default ModelConfig (no default model installed)"
     convs = {"hifigan fp32 (before)": Converter(model, mel_cfg, vocoder="hifigan", device=args.device,
-                                                precision="fp32", chunk_frames=10 ** 9),
-             "hifigan": Converter(model, mel_cfg, vocoder="hifigan", device=args.device, precision=args.precision),
-             "griffinlim": Converter(model, mel_cfg, vocoder="griffinlim", device=args.device)}
+                                                precision="fp32", chunk_frames=10 ** 9, meta=meta),
+             "hifigan": Converter(model, mel_cfg, vocoder="hifigan", device=args.device, precision=args.precision,
+                                  meta=meta),
+             "griffinlim": Converter(model, mel_cfg, vocoder="griffinlim", device=args.device, meta=meta)}
     conv = convs["hifigan"]
     sr = conv.sample_rate
     target = speech(4.0, sr)
     target_mel = conv.mel(target)
+    bank, weight = speech_frames(target_mel), conv.match or 0.25
     print(f"{which}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     print(f"device {args.device}, {torch.get_num_threads()} torch threads, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"HiFi-GAN precision now: {conv.precision}")
     print(f"RTF = compute seconds / audio seconds (fastest of {args.repeats} after a warm-up)\n")
 
-    cols = ("features", "model", "hifigan fp32 (before)", f"hifigan {conv.precision} (now)", "griffinlim",
+    cols = ("features", "model", f"match {weight:g}", "hifigan fp32 (before)", f"hifigan {conv.precision} (now)", "griffinlim",
             "end to end hifigan (before)", f"end to end hifigan {conv.precision} (now)", "end to end griffinlim")
     print(f"| input | {' | '.join(cols)} | load avg |")
     print("|---|" + "---|" * (len(cols) + 1))
     for seconds in args.lengths:
         wav = speech(seconds, sr)
         mel = conv.mel(wav)
+        with torch.inference_mode():
+            decoded = conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0])
         old, new, gl = convs["hifigan fp32 (before)"], convs["hifigan"], convs["griffinlim"]
         with torch.inference_mode():
             fns = dict(zip(cols, (
                 lambda: conv.mel(wav),
                 lambda: conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0]),
+                lambda: match_envelope(decoded, bank, weight),
                 lambda: old.vocode(mel), lambda: new.vocode(mel), lambda: gl.vocode(mel),
                 lambda: old.convert(wav, target), lambda: new.convert(wav, target), lambda: gl.convert(wav, target))))
             rows = {c: [] for c in cols}
