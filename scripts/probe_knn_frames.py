@@ -8,7 +8,7 @@ speech. This probe tries the idea as a post-step on our conversions, in log-mel 
 the plain conversion C (the model's strength) is matched, by Euclidean distance, to the k nearest
 speech frames of the target clip's real log-mel (frames within 40 dB of its loudest); K is their
 mean, and the output is (1 - a) C + a K for each --alpha a (a = 0: the plain conversion). With
---envelope only the spectral envelopes move: C + a (E(K) - E(C)), E keeping the first 20 cepstral
+--envelope only the spectral envelopes move: C + a (E(K) - E(C)), E keeping the first 20 (--coeffs) cepstral
 coefficients along the mel axis, so that C keeps its own harmonics (its pitch) and takes the nearest
 real frames' formants.
 
@@ -36,7 +36,7 @@ from vc.evaluate import asr, ecapa, speaker                # noqa: E402
 from vc.evaluate.pairs import corpus_pairs, subset         # noqa: E402
 from vc.evaluate.quality import dnsmos                     # noqa: E402
 from vc.evaluate.report import bootstrap_ci                # noqa: E402
-from vc.match import envelope, nearest_frames, speech_frames   # noqa: E402
+from vc.match import ENVELOPE_COEFFS, envelope, nearest_frames, speech_frames   # noqa: E402
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=4)
     p.add_argument("--alpha", default="0.5,1", help="comma-separated mixing weights of the matched frames")
     p.add_argument("--envelope", action="store_true", help="move only the spectral envelope (see above)")
+    p.add_argument("--coeffs", type=int, default=ENVELOPE_COEFFS, help="--envelope: cepstral coefficients kept")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
             C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
             K = nearest_frames(C, speech_frames(m_tgt.float()), args.k)
             for a in alphas:
-                out = C + a * (envelope(K) - envelope(C)) if args.envelope else (1 - a) * C + a * K
+                out = (C + a * (envelope(K, args.coeffs) - envelope(C, args.coeffs)) if args.envelope
+                       else (1 - a) * C + a * K)
                 wav = conv.vocode(out)
                 e = ecapa.embed(to16(wav))
                 r = rows[a]
@@ -80,7 +82,7 @@ def main(argv=None) -> int:
     base = {k: np.array(v) for k, v in rows[0.0].items()}
     base["margin"] = base["other"] - base["source"]
     print(f"\n{len(pairs)} seeded pairs of '{args.split}', model {args.model or 'default'}, k {args.k}"
-          f"{', envelope only' if args.envelope else ''}; "
+          f"{f', envelope only ({args.coeffs} coefficients)' if args.envelope else ''}; "
           "in brackets: paired difference from a = 0, 95 % bootstrap interval\n")
     print("| a | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS |")
     print("|---|---|---|---|---|---|")
