@@ -80,17 +80,16 @@ def main(argv=None) -> int:
           f"HiFi-GAN precision now: {conv.precision}")
     print(f"RTF = compute seconds / audio seconds (fastest of {args.repeats} after a warm-up)\n")
 
-    cols = ("features", "model", f"match {weight:g}", "hifigan fp32 (before)", f"hifigan {conv.precision} (now)", "griffinlim",
-            "end to end hifigan (before)", f"end to end hifigan {conv.precision} (now)", "end to end griffinlim")
+    cols = ("features", "model", f"match {weight:g}", "hifigan fp32 (before)", f"hifigan {conv.precision} (now)",
+            "griffinlim", "end to end hifigan (before)", f"end to end hifigan {conv.precision} (now)", "end to end griffinlim")
     print(f"| input | {' | '.join(cols)} | load avg |")
     print("|---|" + "---|" * (len(cols) + 1))
     for seconds in args.lengths:
         wav = speech(seconds, sr)
         mel = conv.mel(wav)
-        with torch.inference_mode():
-            decoded = conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0])
         old, new, gl = convs["hifigan fp32 (before)"], convs["hifigan"], convs["griffinlim"]
         with torch.inference_mode():
+            decoded = conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0])
             fns = dict(zip(cols, (
                 lambda: conv.mel(wav),
                 lambda: conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0]),

@@ -36,7 +36,8 @@ from vc.evaluate import asr, ecapa, speaker                # noqa: E402
 from vc.evaluate.pairs import corpus_pairs, subset         # noqa: E402
 from vc.evaluate.quality import dnsmos                     # noqa: E402
 from vc.evaluate.report import bootstrap_ci                # noqa: E402
-from vc.match import ENVELOPE_COEFFS, envelope, nearest_frames, speech_frames   # noqa: E402
+from vc.match import ENVELOPE_COEFFS, match_envelope, nearest_frames, speech_frames   # noqa: E402
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -68,9 +69,10 @@ def main(argv=None) -> int:
             pitch = conv.pitch(src)
             v_src, v_tgt = conv.voice(m_src, pitch), conv.voice(m_tgt, conv.pitch(tgt))
             C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
-            K = nearest_frames(C, speech_frames(m_tgt.float()), args.k)
-            for a in alphas:
-                out = (C + a * (envelope(K, args.coeffs) - envelope(C, args.coeffs)) if args.envelope
+            bank = speech_frames(m_tgt.float())
+            K = nearest_frames(C, bank, args.k)
+            for a in alphas:                 # the envelope form is what the package does (--match a)
+                out = (match_envelope(C, bank, a, args.k, args.coeffs) if args.envelope
                        else (1 - a) * C + a * K)
                 wav = conv.vocode(out)
                 e = ecapa.embed(to16(wav))

@@ -268,7 +268,6 @@ def main(argv=None) -> int:
     base = HiFiGAN(args.base).generator if args.base else conv.vocoder.generator
     if args.tuned:
         gen = HiFiGAN(args.tuned).generator
-        args.steps = 0
     else:
         gen = train(base, pairs, args, rng, device)
     gen.eval()

@@ -57,13 +57,14 @@ def nearest_frames(query: torch.Tensor, bank: torch.Tensor, k: int = K) -> torch
     return torch.cat(out).T
 
 
-def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = K) -> torch.Tensor:
+def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = K,
+                   coeffs: int = ENVELOPE_COEFFS) -> torch.Tensor:
     """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T), as above."""
     if weight == 0 or bank.shape[1] == 0:
         return mel
     mel = mel.float()
     near = nearest_frames(mel, bank.float(), k)
-    return mel + weight * (envelope(near) - envelope(mel))
+    return mel + weight * (envelope(near, coeffs) - envelope(mel, coeffs))
 
 
 def check_weight(weight) -> float:
