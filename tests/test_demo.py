@@ -345,14 +345,37 @@ def test_page_strength_changes_the_output_and_a_bad_one_is_refused(tiny_checkpoi
         app.close()
 
 
-def test_the_slider_starts_at_the_models_own_strength(tmp_path):
+def test_the_sliders_start_at_the_models_own_strength_and_matching(tmp_path):
     from conftest import tiny_model
     from vc.checkpoint import save_checkpoint
     from vc.features import MelConfig
     path = tmp_path / "strong.pt"
-    save_checkpoint(path, tiny_model(), MelConfig(), meta={"strength": 1.25})
+    save_checkpoint(path, tiny_model(), MelConfig(), meta={"strength": 1.25, "match": 0.25})
     app = demo.build_app([path], max_seconds=10, default_vocoder="griffinlim")
     try:
         assert _config(app, "strength")["props"]["value"] == 1.25
+        assert _config(app, "match")["props"]["value"] == 0.25
+    finally:
+        app.close()
+
+
+def test_page_matching_is_the_command_lines_and_a_bad_weight_is_refused(tiny_checkpoint, wav_a, wav_b):
+    """The page's matching slider gives what `--match W` gives (vc.load(match=W)); off by default
+    for a model without it in its meta; a weight out of range is one line under the button."""
+    from vc.convert import load
+    app = demo.build_app([tiny_checkpoint], max_seconds=10, default_vocoder="griffinlim")
+    try:
+        assert _config(app, "match")["props"]["value"] == 0.0
+        run = lambda w: _page_swap(app)(str(wav_a), str(wav_b), "griffinlim", None, False, None, w,  # noqa: E731
+                                        progress=lambda *x, **k: None)
+        matched = run(0.5)
+        ab, ba = load(tiny_checkpoint, vocoder="griffinlim", match=0.5).swap(str(wav_a), str(wav_b),
+                                                                            match_input_loudness=False)
+        np.testing.assert_allclose(sf.read(matched[0], dtype="float32")[0], ab, atol=2e-4)
+        np.testing.assert_allclose(sf.read(matched[1], dtype="float32")[0], ba, atol=2e-4)
+        plain = sf.read(run(0.0)[0], dtype="float32")[0]
+        assert np.abs(plain - ab).max() > 1e-3
+        bad = run(1.5)
+        assert bad[:4] == (None, None, None, None) and bad[6].visible and "match 1.5" in bad[6].value
     finally:
         app.close()

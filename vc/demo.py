@@ -28,6 +28,7 @@ from pathlib import Path
 
 from .audio import AudioError, match_loudness, save_audio
 from .convert import Converter, Timings, check_strength, swap_names
+from .match import check_weight
 from .demo_live import add_live_tab, live_routes
 from .model import toward
 from .page import (EXAMPLES, NO_MODEL, VOCODER_CHOICES, Refusal, get_converter, load_converter, messages,
@@ -114,15 +115,16 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
     return ab, ba, pictures
 
 
-def default_strength(models: dict[str, Path]) -> float:
-    """The first model's own conversion strength (its checkpoint's meta; 1 without one or a model)."""
+def model_default(models: dict[str, Path], key: str, check, fallback: float) -> float:
+    """The first model's own setting ``key`` (its checkpoint's meta, checked by ``check``:
+    conversion strength, envelope matching); ``fallback`` without one or without a model."""
     if not models:
-        return 1.0
+        return fallback
     from .checkpoint import read_checkpoint
     try:
-        return check_strength(read_checkpoint(next(iter(models.values()))).get("meta", {}).get("strength", 1.0))
+        return check(read_checkpoint(next(iter(models.values()))).get("meta", {}).get(key, fallback))
     except Exception:               # an unreadable model is refused when it is used, not here
-        return 1.0
+        return fallback
 
 
 def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float = 30,
@@ -152,23 +154,25 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                           f"(the limit is {max_upload_mb:g} MB)", which)
         return path
 
-    def convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, progress):
+    def convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, progress):
         """A's words in B's voice and B's words in A's voice -> (A->B wav, B->A wav, seconds per
         step, pictures for the next step). Every failure is a Refusal: one line, and the clip
-        it is about. ``strength``: vc.convert's (None: the model's own)."""
+        it is about. ``strength``, ``match``: vc.convert's (None: the model's own)."""
         model = pick_model(models, model)
         a, b = check_clip(clip_a, "A"), check_clip(clip_b, "B")
-        if strength is not None:
-            try:
-                strength = check_strength(strength)
-            except ValueError as e:
-                raise Refusal(str(e)) from None
+        try:
+            strength = None if strength is None else check_strength(strength)
+            match = None if match is None else check_weight(match)
+        except ValueError as e:
+            raise Refusal(str(e)) from None
         t0 = time.perf_counter()
         progress(0.0, desc="loading the model")
         conv = copy.copy(load_converter(models, model, vocoder, max_seconds))
-        conv.timings = Timings()    # per-call timings and strength: the shared Converter is never written to
+        conv.timings = Timings()    # per-call timings and settings: the shared Converter is never written to
         if strength is not None:
             conv.strength = strength
+        if match is not None:
+            conv.match = match
         progress(0.1, desc="reading the clips")
         try:
             ab, ba, pictures = swap_clips(conv, a, b, match_input_loudness, progress)
@@ -197,21 +201,21 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         stages["audio_seconds"] = round((ab.size + ba.size) / conv.sample_rate, 2)
         return str(out_ab), str(out_ba), stages, dict(pictures, folder=str(folder), warnings=warnings)
 
-    def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None,
+    def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None, match=None,
              progress=gr.Progress()):
         """The API (/swap): both conversions, or gr.Error with the page's one-line message."""
         try:
-            return convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, progress)
+            return convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, progress)
         except Refusal as r:
             log.info("refused: %s", r)
             raise fail(str(r)) from None
 
-    def swap_on_page(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None,
+    def swap_on_page(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None, match=None,
                      progress=gr.Progress()):
         """The button: like the API, but a refusal stays on the page next to the clip it is about
         (or under the button) until the input changes, instead of a toast that fades."""
         try:
-            results = convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, progress)
+            results = convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, progress)
             return (*results, *messages(None), *(warning_box(results[3]["warnings"][w]) for w in "AB"))
         except Refusal as r:
             log.info("refused: %s", r)
@@ -256,10 +260,16 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                     model = gr.Dropdown(list(models), value=next(iter(models), None), label="Model",
                                         visible=len(models) > 1)
                     loudness = gr.Checkbox(value=True, label="Match the loudness of each output to its input")
-                    strength = gr.Slider(0.0, 2.0, value=default_strength(models), step=0.05, elem_id="strength",
+                    strength = gr.Slider(0.0, 2.0, value=model_default(models, "strength", check_strength, 1.0),
+                                         step=0.05, elem_id="strength",
                                          label="Voice strength: 1 = the other's speaker vector; more moves "
                                                "further from the speaker's own voice, and costs words and "
                                                "quality (README: Conversion strength)")
+                    match = gr.Slider(0.0, 1.0, value=model_default(models, "match", check_weight, 0.0), step=0.05,
+                                      elem_id="match",
+                                      label="Envelope matching: how far each frame's spectral envelope moves "
+                                            "toward the other's nearest real frames (0 = off); more is closer "
+                                            "to their voice, and costs words and quality (README: Envelope matching)")
                 button = gr.Button("Swap voices", variant="primary", elem_id="swap")
                 error = gr.HTML(visible=False, elem_id="error")          # a refusal about no clip in particular
                 api_button = gr.Button(visible=False)                    # only a trigger for the /swap API
@@ -279,7 +289,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
             add_live_tab(models, model, default_vocoder=default_vocoder, max_seconds=max_seconds,
                          concurrency=concurrency)
         pictures = gr.State()
-        inputs = [clip_a, clip_b, vocoder, model, loudness, strength]
+        inputs = [clip_a, clip_b, vocoder, model, loudness, strength, match]
         # one progress indicator (the timings box), not one per output
         button.click(swap_on_page, inputs, [out_ab, out_ba, timings, pictures, error_a, error_b, error, warn_a, warn_b],
                      show_progress_on=[timings], api_visibility="private") \
@@ -291,7 +301,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                       api_visibility="private")
         clip_b.change(lambda: (hide, hide, hide), None, [error_b, error, warn_b], show_progress="hidden",
                       api_visibility="private")
-        for option in (vocoder, model, loudness, strength):
+        for option in (vocoder, model, loudness, strength, match):
             option.change(lambda: hide, None, error, show_progress="hidden", api_visibility="private")
     app.queue(default_concurrency_limit=concurrency, max_size=64)
     return app
