@@ -37,3 +37,17 @@ def test_speaker_contrast_refuses_a_batch_not_in_groups():
         losses.speaker_contrast(torch.randn(8, 4), 1)
     with pytest.raises(ValueError, match="7 items"):
         losses.speaker_contrast(torch.randn(7, 4), 2)
+
+
+def test_envelope_match_is_zero_on_real_frames_and_trains_the_envelope():
+    """A bank frame matched against its own bank costs nothing; a frame off the bank's envelopes
+    costs something, and one gradient step along the loss brings it closer."""
+    torch.manual_seed(0)
+    bank = torch.randn(1, 80, 50)
+    assert losses.envelope_match(bank.clone(), bank, k=1).item() < 1e-5
+    pred = (bank[:, :, :20] + torch.linspace(-1, 1, 80)[None, :, None]).requires_grad_()
+    loss = losses.envelope_match(pred, bank, k=1)
+    assert loss.item() > 0.1
+    loss.backward()
+    assert losses.envelope_match(pred.detach() - 5.0 * pred.grad, bank, k=1) < loss
+

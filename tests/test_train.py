@@ -236,6 +236,7 @@ OPTIONS = {
     "gan_speaker": dict(gan_weight=1.0, gan_speaker=True, cycle_content=1.0),
     "gan_time_stride_1": dict(gan_weight=1.0, gan_time_stride=1, cycle_content=1.0),
     "swap_strength": dict(swap_strength=2.0, cycle_content=1.0, cycle_speaker=1.0),
+    "swap_envelope": dict(swap_envelope=1.0),
     "spectral_detail": dict(detail_weight=1.0),
     "voice_warp": dict(voice_warp=0.2),
     "post_blocks": dict(model=dict(TINY, post_blocks=2)),
@@ -269,7 +270,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
         "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction", "pitch": "loss/reconstruction",
-        "speaker_noise": "loss/reconstruction"}.get(option, "loss/cycle_speaker")
+        "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     torch.manual_seed(0)
     step = run.train_step()

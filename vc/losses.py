@@ -14,6 +14,9 @@ speaker_contrast GE2E softmax (Wan et al. 2018) on a batch's speaker vectors (B,
                  speaker's *other* items than to any other speaker's centroid.
 cosine_distance  1 - cosine of (B, D) rows: speaker vectors (cycle) and d-vectors (distillation);
                  of (B, T, D) frames: Whisper features (vc.asr_judge).
+envelope_match   L1 between each speech frame's spectral envelope (vc.match.envelope) and that of
+                 the mean of its k nearest speech frames of the target speaker's mels (chosen without
+                 gradient): every frame of the swap should look like some real frame of the target.
 frozen           a module's output with its weights held fixed (adversary, read-back encoders).
 """
 from __future__ import annotations
@@ -22,6 +25,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from . import match
 
 
 def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -82,3 +87,20 @@ def frozen(module: torch.nn.Module, *inputs: torch.Tensor) -> torch.Tensor:
     trains the decoder that made the conversion, not the encoder that reads it.)"""
     params = {k: v.detach() for k, v in module.named_parameters()}
     return torch.func.functional_call(module, params, inputs)
+
+
+def envelope_match(pred: torch.Tensor, bank: torch.Tensor, k: int = match.K,
+                   coeffs: int = match.ENVELOPE_COEFFS) -> torch.Tensor:
+    """(B, n_mels, T) outputs, (B, n_mels, S) mels of the voice each should have -> scalar: what
+    vc.match does after the decoder at inference, as a loss on the decoder. Each output speech frame
+    (within match.SPEECH_DB of its loudest) is compared, envelope to envelope, with the mean of its
+    ``k`` nearest speech frames of its bank."""
+    terms = []
+    for p, b in zip(pred, bank):                  # (n_mels, T), (n_mels, S)
+        energy = p.detach().float().mean(0)
+        speech = energy > energy.max() - match.SPEECH_DB / 20 * math.log(10)
+        with torch.no_grad():
+            near = match.nearest_frames(p.detach().float(), match.speech_frames(b.detach().float()), k)
+        diff = match.envelope(p.float(), coeffs) - match.envelope(near, coeffs)
+        terms.append(diff[:, speech].abs().mean())
+    return torch.stack(terms).mean()

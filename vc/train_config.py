@@ -57,6 +57,9 @@ class TrainConfig:
     swap_strength: float = 1.0                  # the swap decodes with source + s * (other - source) of the
                                                 # speaker vectors, s uniform in [1, swap_strength] per item
                                                 # (> 1: trains the conversions that vc.convert's strength makes)
+    swap_envelope: float = 0.0                  # weight: each frame of the swap has the envelope of its nearest
+                                                # real frames of the target (vc.losses.envelope_match; what
+                                                # vc.match does at inference, trained into the decoder)
     gan_speaker: bool = False                   # the critic also hears whose voice: its patches conditioned on the reference's Resemblyzer d-vector (a real segment with another's counts as fake)
     ema: float = 0.0                            # decay of a moving average of the weights kept beside them
                                                 # (0: none; 0.999 ~ the last 1,000 steps; the start's weight

@@ -52,7 +52,8 @@ class RunObjective:
         r = self.run
         cfg = r.cfg
         seg, ref, spk = (t.to(r.device) for t in batch[:3])
-        cycle = cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or (cfg.asr_weight > 0 and cfg.asr_on_swap)
+        cycle = (cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or cfg.swap_envelope > 0
+                 or (cfg.asr_weight > 0 and cfg.asr_on_swap))
         with r.autocast():
             out = r.ae(r.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
                        swap_strength=cfg.swap_strength,
@@ -89,6 +90,10 @@ class RunObjective:
             back, target = back.float(), target.float()
             m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
             loss = loss + cfg.cycle_speaker * c
+        if cfg.swap_envelope > 0:        # ... each frame shaped like real frames of the target speaker
+            bank = torch.cat([ref, seg], 2).roll(cfg.per_speaker, 0)   # the target's reference and segment
+            m["loss/swap_envelope"] = e = losses.envelope_match(out.swapped, bank)
+            loss = loss + cfg.swap_envelope * e
         if self.asr_judge is not None:   # Whisper hears the input's words in what the decoder made
             outputs = [out.recon] + ([out.swapped] if cfg.asr_on_swap and out.swapped is not None else [])
             with r.autocast():
