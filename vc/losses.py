@@ -97,8 +97,7 @@ def envelope_match(pred: torch.Tensor, bank: torch.Tensor, k: int = match.K,
     ``k`` nearest speech frames of its bank."""
     terms = []
     for p, b in zip(pred, bank):                  # (n_mels, T), (n_mels, S)
-        energy = p.detach().float().mean(0)
-        speech = energy > energy.max() - match.SPEECH_DB / 20 * math.log(10)
+        speech = match.speech_mask(p.detach().float())
         with torch.no_grad():
             near = match.nearest_frames(p.detach().float(), match.speech_frames(b.detach().float()), k)
         diff = match.envelope(p.float(), coeffs) - match.envelope(near, coeffs)

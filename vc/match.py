@@ -27,11 +27,16 @@ MAX_WEIGHT = 1.0
 MAX_DISTANCES = 1 << 24  # frame distances held at once (64 MB): long inputs are matched in pieces
 
 
-def speech_frames(mel: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
-    """(n_mels, T) log-mel (natural log of magnitude) -> (n_mels, S): the frames whose mean level is
+def speech_mask(mel: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
+    """(n_mels, T) log-mel (natural log of magnitude) -> (T,) bool: the frames whose mean level is
     within ``db`` decibels of the loudest frame's (silence would be matched to silence)."""
     energy = mel.mean(0)
-    return mel[:, energy > energy.max() - db / 20 * math.log(10)]
+    return energy > energy.max() - db / 20 * math.log(10)
+
+
+def speech_frames(mel: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
+    """(n_mels, T) -> (n_mels, S): the speech frames (:func:`speech_mask`)."""
+    return mel[:, speech_mask(mel, db)]
 
 
 def envelope(mel: torch.Tensor, n: int = ENVELOPE_COEFFS) -> torch.Tensor:
