@@ -10,7 +10,7 @@ speech frames of the target clip's real log-mel (frames within 40 dB of its loud
 mean, and the output is (1 - a) C + a K for each --alpha a (a = 0: the plain conversion). With
 --envelope only the spectral envelopes move: C + a (E(K) - E(C)), E keeping the first 20 (--coeffs) cepstral
 coefficients along the mel axis, so that C keeps its own harmonics (its pitch) and takes the nearest
-real frames' formants.
+real frames' formants; --smooth averages that shift over a few frames (vc.match's ``smooth``).
 
 Scored per seeded pair of `vc evaluate`'s pairs: ECAPA similarity to ANOTHER clip of the target
 speaker (the target clip itself would be unfair: K is made of its frames) and to the source,
@@ -50,15 +50,19 @@ def main(argv=None) -> int:
     p.add_argument("--alpha", default="0.5,1", help="comma-separated mixing weights of the matched frames")
     p.add_argument("--envelope", action="store_true", help="move only the spectral envelope (see above)")
     p.add_argument("--coeffs", type=int, default=ENVELOPE_COEFFS, help="--envelope: cepstral coefficients kept")
+    p.add_argument("--smooth", default="1", help="--envelope: comma-separated moving-average lengths (odd "
+                   "frames) of the envelope shift over time; each is scored at each --alpha")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     alphas = [0.0] + [float(a) for a in args.alpha.split(",")]
+    smooths = [int(n) for n in args.smooth.split(",")] if args.envelope else [1]
+    variants = [(0.0, 1)] + [(a, n) for a in alphas[1:] for n in smooths]
     conv = load(args.model, match=0.0)        # C is the plain conversion, whatever the model's default
     sr = conv.sample_rate
     pairs = subset(corpus_pairs(find_utterances(args.data, args.split), args.seed), args.pairs, args.seed)
     to16 = lambda w: soxr.resample(w, sr, 16000).astype(np.float32)   # noqa: E731
-    rows = {a: {"other": [], "source": [], "cer": [], "dnsmos": []} for a in alphas}
+    rows = {v: {"other": [], "source": [], "cer": [], "dnsmos": []} for v in variants}
     for pair in tqdm(pairs, desc="pairs"):
         src, tgt = load_audio(pair.source, sr), load_audio(pair.target, sr)
         e_other = ecapa.embed(to16(load_audio(pair.ceiling, sr)))
@@ -71,32 +75,38 @@ def main(argv=None) -> int:
             C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
             bank = speech_frames(m_tgt.float())
             K = nearest_frames(C, bank, args.k)
-            for a in alphas:                 # the envelope form is what the package does (--match a)
-                out = (match_envelope(C, bank, a, args.k, args.coeffs) if args.envelope
+            for a, n in variants:            # the envelope form is what the package does (--match a)
+                out = (match_envelope(C, bank, a, args.k, args.coeffs, n) if args.envelope
                        else (1 - a) * C + a * K)
                 wav = conv.vocode(out)
                 e = ecapa.embed(to16(wav))
-                r = rows[a]
+                r = rows[a, n]
                 r["other"].append(speaker.cosine(e, e_other))
                 r["source"].append(speaker.cosine(e, e_src))
                 r["cer"].append(100 * (asr.cer(said, asr.transcribe(to16(wav))) or 0.0))
                 r["dnsmos"].append(dnsmos(to16(wav))["ovrl"])
-    base = {k: np.array(v) for k, v in rows[0.0].items()}
-    base["margin"] = base["other"] - base["source"]
+    scores = {v: {k: np.array(x) for k, x in r.items()} for v, r in rows.items()}
+    for x in scores.values():
+        x["margin"] = x["other"] - x["source"]
     print(f"\n{len(pairs)} seeded pairs of '{args.split}', model {args.model or 'default'}, k {args.k}"
           f"{f', envelope only ({args.coeffs} coefficients)' if args.envelope else ''}; "
-          "in brackets: paired difference from a = 0, 95 % bootstrap interval\n")
-    print("| a | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS |")
-    print("|---|---|---|---|---|---|")
-    for a in alphas:
-        x = {k: np.array(v) for k, v in rows[a].items()}
-        x["margin"] = x["other"] - x["source"]
-        cells = []
-        for key in ("other", "source", "margin", "cer", "dnsmos"):
-            d = x[key] - base[key]
-            lo, hi = bootstrap_ci(d) or (0.0, 0.0)
-            cells.append(f"{x[key].mean():.3f}" + (f" ({d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}])" if a else ""))
-        print(f"| {a:g} | " + " | ".join(cells) + " |")
+          "in brackets: paired difference from a = 0 (on a 'vs smooth N' line: from smooth N at the "
+          "same a), 95 % bootstrap interval\n")
+    print("| a | smooth | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS |")
+    print("|---|---|---|---|---|---|---|")
+    for a, n in variants:
+        x = scores[a, n]
+        lines = [("", scores[0.0, 1])] if a else [("", None)]
+        if a and n != smooths[0]:
+            lines.append((f"vs smooth {smooths[0]}", scores[a, smooths[0]]))
+        for label, base in lines:
+            cells = []
+            for key in ("other", "source", "margin", "cer", "dnsmos"):
+                d = None if base is None else x[key] - base[key]
+                lo, hi = (0.0, 0.0) if d is None else (bootstrap_ci(d) or (0.0, 0.0))
+                cells.append((f"{x[key].mean():.3f}" if not label else "")
+                             + ("" if d is None else f" ({d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}])"))
+            print(f"| {a:g} | {label or n} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -60,6 +60,21 @@ def test_matching_moves_only_the_envelope_toward_the_bank():
     torch.testing.assert_close(match.match_envelope(mel, bank[:, :0], 0.5), mel)   # no speech frames: as it was
 
 
+def test_smoothing_averages_the_shift_over_time_and_keeps_a_steady_one():
+    """smooth N: the envelope shift is a moving average over N frames: a shift that flips from frame
+    to frame is damped, one that stays the same is kept; smooth 1 is the plain form."""
+    mel = torch.full((80, 12), -6.0)
+    bank = torch.full((80, 1), -3.0)                                # every frame's match: 3 louder
+    torch.testing.assert_close(match.match_envelope(mel, bank, 0.5, smooth=5), match.match_envelope(mel, bank, 0.5))
+    mel[:, ::2] = -4.0                                             # frames alternate -4 and -6
+    bank = torch.tensor([-2.5, -6.5]).expand(80, 2)                 # nearest: -2.5 and -6.5
+    plain = match.match_envelope(mel, bank, 1.0, k=1) - mel         # shifts +1.5, -0.5, +1.5, ...
+    smoothed = match.match_envelope(mel, bank, 1.0, k=1, smooth=5) - mel
+    torch.testing.assert_close(plain[:, :4], torch.tensor([1.5, -0.5, 1.5, -0.5]).expand(80, 4))
+    step = lambda shift: shift[:, 2:-2].diff().abs().max()          # noqa: E731  (full windows only)
+    assert step(plain) == pytest.approx(2.0, abs=1e-4) and step(smoothed) == pytest.approx(0.4, abs=1e-4)
+
+
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan"), "some"])
 def test_bad_match_weight_is_refused(tiny_checkpoint, bad):
     with pytest.raises(ValueError, match="match"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
 SPEECH_DB = 40.0        # frames within this many dB of the loudest one count as speech
 ENVELOPE_COEFFS = 20    # cepstral coefficients kept along the mel axis
@@ -63,13 +64,18 @@ def nearest_frames(query: torch.Tensor, bank: torch.Tensor, k: int = K) -> torch
 
 
 def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = K,
-                   coeffs: int = ENVELOPE_COEFFS) -> torch.Tensor:
-    """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T), as above."""
+                   coeffs: int = ENVELOPE_COEFFS, smooth: int = 1) -> torch.Tensor:
+    """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T), as above; with
+    ``smooth`` > 1 (odd) the envelope shift is a moving average over that many frames (the nearest
+    frames change from one frame to the next; the shift need not)."""
     if weight == 0 or bank.shape[1] == 0:
         return mel
     mel = mel.float()
     near = nearest_frames(mel, bank.float(), k)
-    return mel + weight * (envelope(near, coeffs) - envelope(mel, coeffs))
+    shift = envelope(near, coeffs) - envelope(mel, coeffs)
+    if smooth > 1:
+        shift = F.avg_pool1d(shift[None], smooth, 1, smooth // 2, count_include_pad=False)[0]
+    return mel + weight * shift
 
 
 def check_weight(weight) -> float:
