@@ -67,7 +67,8 @@ def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int 
                    coeffs: int = ENVELOPE_COEFFS, smooth: int = 1) -> torch.Tensor:
     """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T), as above; with
     ``smooth`` > 1 (odd) the envelope shift is a moving average over that many frames (the nearest
-    frames change from one frame to the next; the shift need not)."""
+    frames change from one frame to the next; the shift need not). Measured on val: smoothing costs
+    voice and buys no quality back (reports/match_smooth_probe_v9.md), so every path uses 1."""
     if weight == 0 or bank.shape[1] == 0:
         return mel
     mel = mel.float()
