@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     sr = conv.sample_rate
     pairs = subset(corpus_pairs(find_utterances(args.data, args.split), args.seed), args.pairs, args.seed)
     to16 = lambda w: soxr.resample(w, sr, 16000).astype(np.float32)   # noqa: E731
-    rows = {v: {"other": [], "source": [], "cer": [], "dnsmos": []} for v in variants}
+    rows = {v: {"other": [], "source": [], "cer": [], "dnsmos": [], "bak": []} for v in variants}
     for pair in tqdm(pairs, desc="pairs"):
         src, tgt = load_audio(pair.source, sr), load_audio(pair.target, sr)
         e_other = ecapa.embed(to16(load_audio(pair.ceiling, sr)))
@@ -84,7 +84,9 @@ def main(argv=None) -> int:
                 r["other"].append(speaker.cosine(e, e_other))
                 r["source"].append(speaker.cosine(e, e_src))
                 r["cer"].append(100 * (asr.cer(said, asr.transcribe(to16(wav))) or 0.0))
-                r["dnsmos"].append(dnsmos(to16(wav))["ovrl"])
+                mos = dnsmos(to16(wav))
+                r["dnsmos"].append(mos["ovrl"])
+                r["bak"].append(mos["bak"])
     scores = {v: {k: np.array(x) for k, x in r.items()} for v, r in rows.items()}
     for x in scores.values():
         x["margin"] = x["other"] - x["source"]
@@ -92,8 +94,8 @@ def main(argv=None) -> int:
           f"{f', envelope only ({args.coeffs} coefficients)' if args.envelope else ''}; "
           "in brackets: paired difference from a = 0 (on a 'vs smooth N' line: from smooth N at the "
           "same a), 95 % bootstrap interval\n")
-    print("| a | smooth | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS |")
-    print("|---|---|---|---|---|---|---|")
+    print("| a | smooth | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS | DNSMOS BAK |")
+    print("|---|---|---|---|---|---|---|---|")
     for a, n in variants:
         x = scores[a, n]
         lines = [("", scores[0.0, 1])] if a else [("", None)]
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
             lines.append((f"vs smooth {smooths[0]}", scores[a, smooths[0]]))
         for label, base in lines:
             cells = []
-            for key in ("other", "source", "margin", "cer", "dnsmos"):
+            for key in ("other", "source", "margin", "cer", "dnsmos", "bak"):
                 d = None if base is None else x[key] - base[key]
                 lo, hi = (0.0, 0.0) if d is None else (bootstrap_ci(d) or (0.0, 0.0))
                 cells.append((f"{x[key].mean():.3f}" if not label else "")
