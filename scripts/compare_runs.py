@@ -9,6 +9,10 @@ paired mean: pair-to-pair spread cancels, so a difference that two separate mean
 wide intervals hide can still show. CER is capped at 100 % per pair (one hallucinated transcript
 would otherwise move a 40-pair mean by 5 points). An interval that excludes 0 is marked '*'.
 
+A folder may be several joined by '+' (``val_eval+val_eval_seed1``: `vc evaluate --seed 1` scores
+other utterances of the same speaker pairs, under other keys): their pairs are pooled, so that a
+difference too small for one draw of 132 `val` pairs (DNSMOS by ~0.03) can show in two.
+
 ``--by target`` (or ``source``) repeats the comparison within groups of pairs whose target (or
 source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
 under 15: speechocean762's are 6-14) apart. `val` has speechocean762 speakers only, half of them
@@ -40,11 +44,16 @@ METRICS = [("converted", "sim_target", "Resemblyzer sim to target", 1),
            ("converted", "ecapa_margin_other", "ECAPA margin (other clip - source)", 1),
            ("converted", "cer", "CER converted, capped (points)", 100),
            ("reconstruction", "cer", "CER reconstructed, capped (points)", 100),
-           ("converted", "dnsmos", "DNSMOS converted", 1)]
+           ("converted", "dnsmos", "DNSMOS converted", 1),
+           ("converted", "dnsmos_bak", "DNSMOS background converted", 1)]
 
 
-def read_results(folder: Path) -> dict[str, dict]:
-    """{pair key: that pair's record} from ``folder``/results.jsonl (or its shards)."""
+def read_results(folder) -> dict[str, dict]:
+    """{pair key: that pair's record} from ``folder``/results.jsonl (or its shards); ``folder``
+    may be several joined by '+', pooled."""
+    if "+" in str(folder):
+        return {k: r for part in str(folder).split("+") for k, r in read_results(Path(part)).items()}
+    folder = Path(folder)
     files = sorted(folder.glob("results*.jsonl"))
     if not files:
         raise SystemExit(f"{folder}: no results.jsonl (score it with `vc evaluate --out {folder}` first)")
@@ -107,8 +116,8 @@ def paired(base: dict[str, dict], cand: dict[str, dict]) -> list[dict]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("baseline", type=Path)
-    p.add_argument("candidates", type=Path, nargs="+")
+    p.add_argument("baseline", help="a vc evaluate folder (or several joined by '+', pooled)")
+    p.add_argument("candidates", nargs="+")
     p.add_argument("--by", choices=("target", "source"),
                    help="also compare within the kinds of target (or source) speaker: corpus, children (under 15) apart")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "manifest.tsv",

@@ -13,6 +13,9 @@ For each config (its file name is the run's name; a `# what: ...` first line say
   3. writes one row per run into --table (Markdown) and its .tsv twin, replacing that run's
      old row: steps, wall time, similarity / SVAR / closer-to-target from both verifiers, CER of
      the conversions and of the model's own reconstruction, and speaker ID from content codes.
+     With --draws 2 each run is also scored on a second draw of the pairs (other utterances of the
+     same speakers, `vc evaluate --seed 1`, into val_eval_seed1): one draw of 132 pairs cannot
+     resolve ~0.03 of DNSMOS (reports/match_smooth_probe_v9.md); compare_runs pools 'A+B' folders.
 --skip-train scores what the runs hold now; --skip-eval only trains; --table-only rewrites the
 table from the scores the runs already have.
 Inference-only variants: a config with `score_only: CKPT` (relative to the config's folder) is not
@@ -102,7 +105,9 @@ def train_jobs(configs, runs: Path, data: str, minutes: float):
     return jobs
 
 
-def eval_jobs(configs, runs: Path, data: str, pairs: int):
+def eval_jobs(configs, runs: Path, data: str, pairs: int, draws: int = 1):
+    """The `vc evaluate` command of each config, one per draw of pairs: draw 0 into val_eval (the
+    table's), draw d > 0 (`--seed d`: other utterances of the same speaker pairs) into val_eval_seed{d}."""
     jobs = []
     for config in configs:
         out = runs / config.stem
@@ -122,7 +127,7 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
             (out / "screen_model.txt").write_text(last.name)
         cmd = [*VC, "evaluate", "--model", str(model), "--data", data, "--split", "val",
                "--max-pairs", str(pairs), "--systems", "converted,reconstruction", "--threads", "1",
-               "--no-progress", "--out", str(out / "val_eval")]
+               "--no-progress"]
         if strength is not None:
             cmd += ["--strength", str(strength)]
         if adapt:
@@ -131,11 +136,14 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int):
             cmd += ["--match", str(settings["match"])]
         if vocoder:
             cmd += ["--vocoder", str((config.parent / vocoder).resolve()) if vocoder.endswith(".pt") else vocoder]
-        if (out / "val_eval").exists() and not same:      # a new checkpoint: score afresh
-            for f in (out / "val_eval").glob("*"):
-                if f.is_file():
-                    f.unlink()
-        jobs.append((cmd, runs / f"{config.stem}.eval.log"))
+        for draw in range(draws):
+            folder = out / ("val_eval" if draw == 0 else f"val_eval_seed{draw}")
+            if folder.exists() and not same:              # a new checkpoint: score afresh
+                for f in folder.glob("*"):
+                    if f.is_file():
+                        f.unlink()
+            jobs.append(([*cmd, "--out", str(folder), *(["--seed", str(draw)] if draw else [])],
+                         runs / f"{config.stem}.eval{'' if draw == 0 else f'_seed{draw}'}.log"))
     return jobs
 
 
@@ -213,6 +221,8 @@ def main(argv=None):
     p.add_argument("--minutes", type=float, default=25, help="training wall-clock budget per run")
     p.add_argument("--parallel", type=int, default=3)
     p.add_argument("--pairs", type=int, default=40)
+    p.add_argument("--draws", type=int, default=1, help="draws of val pairs to score: 2 adds `--seed 1` "
+                   "(other utterances) into val_eval_seed1, for compare_runs 'val_eval+val_eval_seed1'")
     p.add_argument("--table", type=Path, default=ROOT / "reports" / "screening.md")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-eval", action="store_true")
@@ -227,7 +237,7 @@ def main(argv=None):
         run_all(train_jobs(args.configs, args.runs, args.data, args.minutes), args.parallel)
     if not args.skip_eval:
         print(f"scoring on {args.pairs} val pairs", flush=True)
-        run_all(eval_jobs(args.configs, args.runs, args.data, args.pairs), args.parallel)
+        run_all(eval_jobs(args.configs, args.runs, args.data, args.pairs, args.draws), args.parallel)
         write_table(args.table, [row(c, args.runs) for c in args.configs])
 
 

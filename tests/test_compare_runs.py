@@ -88,3 +88,13 @@ def test_by_target_compares_within_kinds_of_speaker(compare, tmp_path, capsys):
     assert "+0.050" in child and "-0.050" in libri
     with pytest.raises(SystemExit, match="manifest not found"):
         compare.main([str(base), str(cand), "--by", "target", "--data", str(tmp_path / "none.tsv")])
+
+
+def test_folders_joined_by_plus_pool_their_pairs(compare, tmp_path):
+    """Two draws of pairs (vc evaluate --seed 0 and 1) under other keys: 'a+b' holds both."""
+    a = write(tmp_path / "a", [(str(i), 0.3, 0.6) for i in range(5)])
+    b = write(tmp_path / "b", [(f"s1-{i}", 0.4, 0.7) for i in range(7)])
+    pooled = compare.read_results(f"{a}+{b}")
+    assert len(pooled) == 12 and pooled["s1-0"]["systems"]["converted"]["cer"] == 0.4
+    rows = {r["metric"]: r for r in compare.paired(pooled, pooled)}
+    assert rows["CER converted, capped (points)"]["n"] == 12

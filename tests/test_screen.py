@@ -104,6 +104,10 @@ def test_an_inference_only_config_is_scored_as_it_is_with_its_strength(screen, t
     assert cmd[cmd.index("--vocoder") + 1] == str((tmp_path / "tuned.pt").resolve())   # beside the config
     assert cmd[cmd.index("--match") + 1] == "0.25"
     assert not (runs / "v_s15" / "screen_model.pt").exists()                    # no export of a copy
+    first, second = screen.eval_jobs([config], runs, "manifest.tsv", 40, draws=2)
+    assert first[0] == cmd and "--seed" not in cmd                              # draw 0: as before
+    assert second[0][second[0].index("--out") + 1] == str(runs / "v_s15" / "val_eval_seed1")
+    assert second[0][second[0].index("--seed") + 1] == "1" and second[1] != first[1]   # its own log
     trained = tmp_path / "t.yaml"
     trained.write_text("steps: 10\nstrength: 2.0\nadapt: 30\nvocoder: griffinlim\nmatch: 0.5\n")
     (cmd, _), = screen.train_jobs([trained], runs, "manifest.tsv", 10)
