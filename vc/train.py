@@ -13,8 +13,9 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      ``cycle_content`` (the swap's content code is the source's) and ``cycle_speaker`` (a frozen
      speaker network, the model's own or Resemblyzer via vc.speaker_judge, hears the target in
      it); ``swap_envelope`` (each frame of the swap takes the spectral envelope of its nearest
-     real frames of the target speaker: vc.match's inference step as a loss); and ``dvector_weight``: the speaker vector predicts the Resemblyzer d-vector of its
-     utterance (vc.dvectors: a speaker space learned from thousands of speakers, distilled);
+     real frames of the target speaker: vc.match's inference step as a loss); and
+     ``dvector_weight``: the speaker vector predicts the Resemblyzer d-vector of its utterance
+     (vc.dvectors: a speaker space learned from thousands of speakers, distilled);
      ``speaker_contrast``: with ``per_speaker`` >= 2, each speaker vector names its own speaker
      among the batch's (GE2E softmax), so a voice is one vector across utterances;
      ``asr_weight``: Whisper tiny's encoder (vc.asr_judge, frozen) gives the reconstruction and
