@@ -11,6 +11,8 @@ mean, and the output is (1 - a) C + a K for each --alpha a (a = 0: the plain con
 --envelope only the spectral envelopes move: C + a (E(K) - E(C)), E keeping the first 20 (--coeffs) cepstral
 coefficients along the mel axis, so that C keeps its own harmonics (its pitch) and takes the nearest
 real frames' formants; --smooth averages that shift over a few frames (vc.match's ``smooth``).
+--strength scores C at several conversion strengths (vc.convert's), to place matching against
+the other way to move a voice.
 
 Scored per seeded pair of `vc evaluate`'s pairs: ECAPA similarity to ANOTHER clip of the target
 speaker (the target clip itself would be unfair: K is made of its frames) and to the source,
@@ -52,13 +54,16 @@ def main(argv=None) -> int:
     p.add_argument("--coeffs", type=int, default=ENVELOPE_COEFFS, help="--envelope: cepstral coefficients kept")
     p.add_argument("--smooth", default="1", help="--envelope: comma-separated moving-average lengths (odd "
                    "frames) of the envelope shift over time; each is scored at each --alpha")
+    p.add_argument("--strength", default=None, help="comma-separated conversion strengths of C (default: "
+                   "the model's own); each is scored at each --alpha, a = 0 at the first only")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     alphas = [0.0] + [float(a) for a in args.alpha.split(",")]
     smooths = [int(n) for n in args.smooth.split(",")] if args.envelope else [1]
-    variants = [(0.0, 1)] + [(a, n) for a in alphas[1:] for n in smooths]
     conv = load(args.model, match=0.0)        # C is the plain conversion, whatever the model's default
+    strengths = [float(x) for x in args.strength.split(",")] if args.strength else [conv.strength]
+    variants = [(strengths[0], 0.0, 1)] + [(st, a, n) for st in strengths for a in alphas[1:] for n in smooths]
     sr = conv.sample_rate
     pairs = subset(corpus_pairs(find_utterances(args.data, args.split), args.seed), args.pairs, args.seed)
     to16 = lambda w: soxr.resample(w, sr, 16000).astype(np.float32)   # noqa: E731
@@ -72,15 +77,15 @@ def main(argv=None) -> int:
             m_src, m_tgt = conv.mel(src), conv.mel(tgt)
             pitch = conv.pitch(src)
             v_src, v_tgt = conv.voice(m_src, pitch), conv.voice(m_tgt, conv.pitch(tgt))
-            C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
             bank = speech_frames(m_tgt.float())
-            K = nearest_frames(C, bank, args.k)
-            for a, n in variants:            # the envelope form is what the package does (--match a)
+            for st, a, n in variants:        # the envelope form is what the package does (--match a)
+                conv.strength = st
+                C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
                 out = (match_envelope(C, bank, a, args.k, args.coeffs, n) if args.envelope
-                       else (1 - a) * C + a * K)
+                       else (1 - a) * C + a * nearest_frames(C, bank, args.k))
                 wav = conv.vocode(out)
                 e = ecapa.embed(to16(wav))
-                r = rows[a, n]
+                r = rows[st, a, n]
                 r["other"].append(speaker.cosine(e, e_other))
                 r["source"].append(speaker.cosine(e, e_src))
                 r["cer"].append(100 * (asr.cer(said, asr.transcribe(to16(wav))) or 0.0))
@@ -92,15 +97,17 @@ def main(argv=None) -> int:
         x["margin"] = x["other"] - x["source"]
     print(f"\n{len(pairs)} seeded pairs of '{args.split}', model {args.model or 'default'}, k {args.k}"
           f"{f', envelope only ({args.coeffs} coefficients)' if args.envelope else ''}; "
-          "in brackets: paired difference from a = 0 (on a 'vs smooth N' line: from smooth N at the "
-          "same a), 95 % bootstrap interval\n")
-    print("| a | smooth | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS | DNSMOS BAK |")
-    print("|---|---|---|---|---|---|---|---|")
-    for a, n in variants:
-        x = scores[a, n]
-        lines = [("", scores[0.0, 1])] if a else [("", None)]
+          "in brackets: paired difference from the first row (on a 'vs' line: from the first "
+          "strength, or the first smooth, at the same a), 95 % bootstrap interval\n")
+    print("| strength | a | smooth | ECAPA sim to another target clip | to source | margin | CER % | DNSMOS | DNSMOS BAK |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for st, a, n in variants:
+        x = scores[st, a, n]
+        lines = [("", scores[variants[0]])] if a else [("", None)]
         if a and n != smooths[0]:
-            lines.append((f"vs smooth {smooths[0]}", scores[a, smooths[0]]))
+            lines.append((f"vs smooth {smooths[0]}", scores[st, a, smooths[0]]))
+        if a and st != strengths[0]:
+            lines.append((f"vs strength {strengths[0]:g}", scores[strengths[0], a, n]))
         for label, base in lines:
             cells = []
             for key in ("other", "source", "margin", "cer", "dnsmos", "bak"):
@@ -108,7 +115,7 @@ def main(argv=None) -> int:
                 lo, hi = (0.0, 0.0) if d is None else (bootstrap_ci(d) or (0.0, 0.0))
                 cells.append((f"{x[key].mean():.3f}" if not label else "")
                              + ("" if d is None else f" ({d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}])"))
-            print(f"| {a:g} | {label or n} | " + " | ".join(cells) + " |")
+            print(f"| {st:g} | {a:g} | {label or n} | " + " | ".join(cells) + " |")
     return 0
 
 
