@@ -78,9 +78,12 @@ def main(argv=None) -> int:
             pitch = conv.pitch(src)
             v_src, v_tgt = conv.voice(m_src, pitch), conv.voice(m_tgt, conv.pitch(tgt))
             bank = speech_frames(m_tgt.float())
-            for st, a, n in variants:        # the envelope form is what the package does (--match a)
+            plain = {}                       # C at each strength, decoded once
+            for st in strengths:
                 conv.strength = st
-                C = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
+                plain[st] = conv.convert_mel(m_src, v_tgt, own=v_src, pitch=pitch).float()
+            for st, a, n in variants:        # the envelope form is what the package does (--match a)
+                C = plain[st]
                 out = (match_envelope(C, bank, a, args.k, args.coeffs, n) if args.envelope
                        else (1 - a) * C + a * nearest_frames(C, bank, args.k))
                 wav = conv.vocode(out)

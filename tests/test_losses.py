@@ -50,4 +50,3 @@ def test_envelope_match_is_zero_on_real_frames_and_trains_the_envelope():
     assert loss.item() > 0.1
     loss.backward()
     assert losses.envelope_match(pred.detach() - 5.0 * pred.grad, bank, k=1) < loss
-

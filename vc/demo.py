@@ -28,8 +28,8 @@ from pathlib import Path
 
 from .audio import AudioError, match_loudness, save_audio
 from .convert import Converter, Timings, check_strength, swap_names
-from .match import check_weight
 from .demo_live import add_live_tab, live_routes
+from .match import check_weight
 from .model import toward
 from .page import (EXAMPLES, NO_MODEL, VOCODER_CHOICES, Refusal, get_converter, load_converter, messages,
                    model_choices, not_speech, pick_model, set_threads, warning_box)

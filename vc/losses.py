@@ -97,9 +97,6 @@ def envelope_match(pred: torch.Tensor, bank: torch.Tensor, k: int = match.K,
     ``k`` nearest speech frames of its bank."""
     terms = []
     for p, b in zip(pred, bank):                  # (n_mels, T), (n_mels, S)
-        speech = match.speech_mask(p.detach().float())
-        with torch.no_grad():
-            near = match.nearest_frames(p.detach().float(), match.speech_frames(b.detach().float()), k)
-        diff = match.envelope(p.float(), coeffs) - match.envelope(near, coeffs)
-        terms.append(diff[:, speech].abs().mean())
+        shift = match.envelope_shift(p, match.speech_frames(b.detach().float()), k, coeffs)
+        terms.append(shift[:, match.speech_mask(p.detach().float())].abs().mean())
     return torch.stack(terms).mean()

@@ -63,6 +63,15 @@ def nearest_frames(query: torch.Tensor, bank: torch.Tensor, k: int = K) -> torch
     return torch.cat(out).T
 
 
+def envelope_shift(mel: torch.Tensor, bank: torch.Tensor, k: int = K,
+                   coeffs: int = ENVELOPE_COEFFS) -> torch.Tensor:
+    """(n_mels, T) frames, (n_mels, S) bank -> (n_mels, T): E(K) - E(mel), K the mean of each
+    frame's ``k`` nearest bank frames. The neighbours are chosen without gradient; the shift is
+    differentiable in ``mel`` (vc.losses.envelope_match trains the decoder with it)."""
+    near = nearest_frames(mel.detach().float(), bank.detach().float(), k)
+    return envelope(near, coeffs) - envelope(mel.float(), coeffs)
+
+
 def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = K,
                    coeffs: int = ENVELOPE_COEFFS, smooth: int = 1) -> torch.Tensor:
     """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T), as above; with
@@ -71,12 +80,10 @@ def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int 
     voice and buys no quality back (reports/match_smooth_probe_v9.md), so every path uses 1."""
     if weight == 0 or bank.shape[1] == 0:
         return mel
-    mel = mel.float()
-    near = nearest_frames(mel, bank.float(), k)
-    shift = envelope(near, coeffs) - envelope(mel, coeffs)
+    shift = envelope_shift(mel, bank, k, coeffs)
     if smooth > 1:
         shift = F.avg_pool1d(shift[None], smooth, 1, smooth // 2, count_include_pad=False)[0]
-    return mel + weight * shift
+    return mel.float() + weight * shift
 
 
 def check_weight(weight) -> float:
