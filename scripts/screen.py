@@ -24,7 +24,8 @@ trained; that checkpoint is scored as it is. `strength: S` in any config is pass
 `vc evaluate --adapt` (speaker vectors refined by N steps), `match: W` to `vc evaluate --match`
 (envelope matching, vc/match.py), and `vocoder: NAME` to `vc evaluate
 --vocoder` (a .pt file of HiFi-GAN generator weights is relative to the config's folder), never to
-training.
+training. A fine-tune that sets no `strength` or `match` is scored with those of the model it
+starts from (`init_from`'s meta, e.g. 1.25 for v9), as its users would convert with it.
 """
 from __future__ import annotations
 
@@ -105,13 +106,29 @@ def train_jobs(configs, runs: Path, data: str, minutes: float):
     return jobs
 
 
+def inference_settings(config: Path) -> dict:
+    """The config's inference keys; `strength` and `match` it lacks come from the meta of its
+    `init_from` (a warm start converts as the model it starts from unless told otherwise)."""
+    settings = yaml.safe_load(config.read_text()) or {}
+    init = settings.get("init_from")
+    if init and not settings.get("score_only") and ("strength" not in settings or "match" not in settings):
+        import torch
+        path = Path(init) if Path(init).is_absolute() else ROOT / init      # vc train runs in ROOT
+        meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
+        for key in ("strength", "match"):
+            if key not in settings and meta.get(key) is not None:
+                settings[key] = meta[key]
+                print(f"  {config.stem}: {key} {meta[key]} from {path.name}'s meta")
+    return settings
+
+
 def eval_jobs(configs, runs: Path, data: str, pairs: int, draws: int = 1):
     """The `vc evaluate` command of each config, one per draw of pairs: draw 0 into val_eval (the
     table's), draw d > 0 (`--seed d`: other utterances of the same speaker pairs) into val_eval_seed{d}."""
     jobs = []
     for config in configs:
         out = runs / config.stem
-        settings = yaml.safe_load(config.read_text()) or {}
+        settings = inference_settings(config)
         strength, adapt, vocoder = settings.get("strength"), settings.get("adapt"), settings.get("vocoder")
         fixed = score_only(config)
         if fixed:

@@ -50,3 +50,14 @@ def test_envelope_match_is_zero_on_real_frames_and_trains_the_envelope():
     assert loss.item() > 0.1
     loss.backward()
     assert losses.envelope_match(pred.detach() - 5.0 * pred.grad, bank, k=1) < loss
+
+
+def test_band_tilt_weighs_the_upper_bands_and_keeps_the_mean():
+    target = torch.zeros(2, 80, 10)
+    low, high = target.clone(), target.clone()
+    low[:, :40] = 1.0                    # the same error, in the lower or the upper half of the bands
+    high[:, 40:] = 1.0
+    assert losses.reconstruction(low, target) == losses.reconstruction(high, target) == 0.5
+    assert losses.reconstruction(high, target, band_tilt=3.0) > 0.5 > losses.reconstruction(low, target, band_tilt=3.0)
+    flat = torch.full_like(target, 0.7)  # an error alike in every band: the weights average to 1
+    assert torch.isclose(losses.reconstruction(flat, target, band_tilt=3.0), torch.tensor(0.7))

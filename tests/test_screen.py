@@ -115,3 +115,17 @@ def test_an_inference_only_config_is_scored_as_it_is_with_its_strength(screen, t
     assert "adapt" not in (runs / "t.config.yaml").read_text()
     assert "vocoder" not in (runs / "t.config.yaml").read_text()
     assert "match" not in (runs / "t.config.yaml").read_text()
+
+
+def test_a_fine_tune_is_scored_with_the_strength_and_match_of_the_model_it_starts_from(screen, tmp_path, tiny_checkpoint):
+    from vc.checkpoint import export_checkpoint
+    start = export_checkpoint(tiny_checkpoint, tmp_path / "start.pt", meta={"strength": 1.25, "match": 0.25})
+    runs = tmp_path / "runs"
+    for name, extra in (("plain", ""), ("own", "strength: 2.0\nmatch: 0\n")):
+        out = runs / name
+        out.mkdir(parents=True)
+        shutil.copy(tiny_checkpoint, out / "ckpt_00000010.pt")
+        (tmp_path / f"{name}.yaml").write_text(f"steps: 10\ninit_from: {start}\n{extra}")
+    (plain, _), (own, _) = screen.eval_jobs([tmp_path / "plain.yaml", tmp_path / "own.yaml"], runs, "m.tsv", 40)
+    assert plain[plain.index("--strength") + 1] == "1.25" and plain[plain.index("--match") + 1] == "0.25"
+    assert own[own.index("--strength") + 1] == "2.0" and own[own.index("--match") + 1] == "0"   # the config wins

@@ -238,6 +238,7 @@ OPTIONS = {
     "swap_strength": dict(swap_strength=2.0, cycle_content=1.0, cycle_speaker=1.0),
     "swap_envelope": dict(swap_envelope=1.0),
     "spectral_detail": dict(detail_weight=1.0),
+    "band_tilt": dict(band_tilt=3.0),
     "voice_warp": dict(voice_warp=0.2),
     "post_blocks": dict(model=dict(TINY, post_blocks=2)),
     "pitch": dict(model=dict(TINY, pitch_channels=2), cycle_content=1.0),
@@ -269,7 +270,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
-        "voice_warp": "loss/reconstruction", "post_blocks": "loss/reconstruction", "pitch": "loss/reconstruction",
+        "voice_warp": "loss/reconstruction", "band_tilt": "loss/reconstruction", "post_blocks": "loss/reconstruction", "pitch": "loss/reconstruction",
         "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     torch.manual_seed(0)

@@ -1,6 +1,9 @@
 """Training objectives.
 
-reconstruction   L1 between the decoded and the original log-mel, (B, n_mels, T) each.
+reconstruction   L1 between the decoded and the original log-mel, (B, n_mels, T) each; with
+                 ``band_tilt`` t != 1 each band's error is weighted linearly from 1 (lowest band)
+                 to t (highest), the weights rescaled to mean 1: more of the model's effort on the
+                 upper bands, where the reconstruction loses most of the voice (reports/ceiling_probe_v7.md).
 spectral_detail  L1 between their differences along the mel axis: the harmonic peaks and valleys
                  that an averaged (blurred) spectrum loses and a speaker verifier listens to.
 classifier       cross-entropy of the adversary on (detached) content codes: it learns to name
@@ -29,8 +32,12 @@ import torch.nn.functional as F
 from . import match
 
 
-def reconstruction(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (pred - target).abs().mean()
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, band_tilt: float = 1.0) -> torch.Tensor:
+    err = (pred - target).abs()
+    if band_tilt == 1.0:
+        return err.mean()
+    w = torch.linspace(1.0, band_tilt, err.shape[1], device=err.device, dtype=err.dtype)
+    return (err.mean(dim=(0, 2)) * w / w.mean()).mean()
 
 
 def spectral_detail(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      ``asr_weight``: Whisper tiny's encoder (vc.asr_judge, frozen) gives the reconstruction and
      the swap the features of the input segment, a content loss that weighs what carries words;
      ``detail_weight``: the reconstruction's differences along the mel axis match the input's
-     (vc.losses.spectral_detail), and ``gan_weight``: a mel-patch critic (vc.discriminator),
+     (vc.losses.spectral_detail), ``band_tilt`` weighs its upper bands more, and
+     ``gan_weight``: a mel-patch critic (vc.discriminator),
      both against over-smoothed output; with ``gan_speaker`` the critic also hears whose voice
      each output should be (the reference's Resemblyzer d-vector, the swap's target's), and a
      real segment given another speaker's d-vector is one more fake for it;

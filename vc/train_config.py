@@ -51,6 +51,8 @@ class TrainConfig:
                                                 # (per channel), without each utterance's own statistics
     detail_weight: float = 0.0                  # weight: L1 of the reconstruction's differences along the mel
                                                 # axis (vc.losses.spectral_detail): keep the harmonics sharp
+    band_tilt: float = 1.0                      # the reconstruction L1's weight of the highest mel band over the
+                                                # lowest, linear between, mean 1 (vc.losses.reconstruction)
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
     gan_lr: float = 2e-4
     gan_time_stride: int = 2                    # the critic's stride in time: 2 (8 x 8 patches) or 1 (every frame)

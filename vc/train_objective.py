@@ -60,7 +60,7 @@ class RunObjective:
                        pitch=None if batch.pitch is None else batch.pitch.to(r.device))
         out = type(out)(*(None if t is None else t.float() for t in out))
         lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
-        rec = losses.reconstruction(out.recon, seg)
+        rec = losses.reconstruction(out.recon, seg, cfg.band_tilt)
         with r.autocast():
             logits = losses.frozen(r.clf, out.content).float()
         adv = losses.adversarial(logits, spk, cfg.adv_loss)
