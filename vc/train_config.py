@@ -42,7 +42,9 @@ class TrainConfig:
     cycle_content: float = 0.0                  # weight: the swapped output's content code = the source's
     cycle_speaker: float = 0.0                  # weight: the swapped output's speaker vector = the target's
     speaker_judge: str = "own"                  # who reads the swapped output's voice: "own" (the speaker
-                                                # encoder) or "resemblyzer" (vc.speaker_judge, frozen)
+                                                # encoder), or frozen networks (vc.speaker_judge):
+                                                # "resemblyzer", "campplus" or "resemblyzer+campplus"
+                                                # (the loss is the mean over the judges)
     dvector_weight: float = 0.0                 # weight: distil Resemblyzer d-vectors into the speaker encoder
     asr_weight: float = 0.0                     # weight: Whisper's encoder hears the input's words in the
                                                 # reconstruction and the swap (vc.asr_judge, frozen)
@@ -98,8 +100,9 @@ class TrainConfig:
         """Refuse settings that cannot work together (a ValueError naming them), before any data is read."""
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision: 'fp32' or 'bf16', not {self.precision!r}")
-        if self.speaker_judge not in ("own", "resemblyzer"):
-            raise ValueError(f"speaker_judge: 'own' or 'resemblyzer', not {self.speaker_judge!r}")
+        if self.speaker_judge not in ("own", "resemblyzer", "campplus", "resemblyzer+campplus"):
+            raise ValueError("speaker_judge: 'own', 'resemblyzer', 'campplus' or 'resemblyzer+campplus', "
+                             f"not {self.speaker_judge!r}")
         if self.voice_warp > 0 and self.dvector_weight > 0:
             raise ValueError("voice_warp and dvector_weight: the stored d-vectors are of the unwarped clips")
         if not 0 <= self.ema < 1:

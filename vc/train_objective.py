@@ -24,15 +24,21 @@ class RunObjective:
         cfg = run.cfg
         self.fakes, self.voices = [], []
         self.dvectors = None
-        # one frozen Resemblyzer for who hears the swap's voice (cycle_speaker) and whose voice each
-        # critic patch should be (gan_speaker)
-        swap_judge = cfg.cycle_speaker > 0 and cfg.speaker_judge == "resemblyzer"
+        # frozen speaker networks for who hears the swap's voice (cycle_speaker), and one Resemblyzer
+        # for whose voice each critic patch should be (gan_speaker)
+        names = cfg.speaker_judge.split("+") if cfg.cycle_speaker > 0 and cfg.speaker_judge != "own" else []
         voice_critic = cfg.gan_speaker and cfg.gan_weight > 0
         resemblyzer = None
-        if swap_judge or voice_critic:
+        if "resemblyzer" in names or voice_critic:
             from .speaker_judge import ResemblyzerJudge
             resemblyzer = ResemblyzerJudge(run.mel_cfg).to(run.device)
-        self.judge = resemblyzer if swap_judge else None
+        self.judges = {}                 # {name: frozen network}, empty: the model's own speaker encoder
+        for name in names:
+            if name == "campplus":
+                from .speaker_judge import CamppJudge
+                self.judges[name] = CamppJudge(run.mel_cfg).to(run.device)
+            else:
+                self.judges[name] = resemblyzer
         self.voice_judge = resemblyzer if voice_critic else None
         self.asr_judge = None
         if cfg.asr_weight > 0:
@@ -78,17 +84,21 @@ class RunObjective:
                 back = losses.frozen(r.model.content_encoder, swapped).float()
             m["loss/cycle_content"] = c = losses.reconstruction(back, out.content.detach())
             loss = loss + cfg.cycle_content * c
-        if cfg.cycle_speaker > 0:        # ... in the target's voice, as a frozen speaker network hears it
+        if cfg.cycle_speaker > 0:        # ... in the target's voice, as frozen speaker networks hear it
+            terms = []
             with r.autocast():
-                if self.judge is not None:   # Resemblyzer: the target is its view of the target's reference
-                    back = self.judge(out.swapped)
+                for name, judge in self.judges.items():   # the target: the judge's view of the target's reference
+                    back = judge(out.swapped).float()
                     with torch.no_grad():
-                        target = self.judge(ref.roll(cfg.per_speaker, 0))
-                else:                        # the model's own speaker encoder
+                        target = judge(ref.roll(cfg.per_speaker, 0)).float()
+                    terms.append(losses.cosine_distance(back, target))
+                    if len(self.judges) > 1:
+                        m[f"loss/cycle_speaker_{name}"] = terms[-1]
+                if not self.judges:          # the model's own speaker encoder
                     back = losses.frozen(r.model.speaker_encoder, r.model._batched(out.swapped))
                     target = out.speaker.roll(cfg.per_speaker, 0).detach()
-            back, target = back.float(), target.float()
-            m["loss/cycle_speaker"] = c = losses.cosine_distance(back, target)
+                    terms.append(losses.cosine_distance(back.float(), target.float()))
+            m["loss/cycle_speaker"] = c = sum(terms) / len(terms)
             loss = loss + cfg.cycle_speaker * c
         if cfg.swap_envelope > 0:        # ... each frame shaped like real frames of the target speaker
             bank = torch.cat([ref, seg], 2).roll(cfg.per_speaker, 0)   # the target's reference and segment
