@@ -8,7 +8,7 @@ Printed: the cosine between the two embeddings of each clip, and for each path t
 same-speaker and different-speaker pairs with the share of (same, different) pairs ranked right.
 
     pip install kaldi-native-fbank     # the reference filter bank; nothing else needs it
-    python scripts/probe_campplus_bridge.py --split dev --speakers 8      # ~1 min
+    python scripts/probe_campplus_bridge.py --split val --speakers 12     # ~1 min
 """
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def ranked_right(emb: torch.Tensor, speakers: list[str]) -> tuple[float, float, 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "manifest.tsv"))
-    p.add_argument("--split", default="dev")
+    p.add_argument("--split", default="val")
     p.add_argument("--speakers", type=int, default=8)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
