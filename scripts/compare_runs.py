@@ -11,7 +11,10 @@ would otherwise move a 40-pair mean by 5 points). An interval that excludes 0 is
 
 A folder may be several joined by '+' (``val_eval+val_eval_seed1``: `vc evaluate --seed 1` scores
 other utterances of the same speaker pairs, under other keys): their pairs are pooled, so that a
-difference too small for one draw of 132 `val` pairs (DNSMOS by ~0.03) can show in two.
+difference too small for one draw of 132 `val` pairs (DNSMOS by ~0.03) can show in two. A key
+found in several of the joined folders (two training seeds of a recipe, scored on the same pairs:
+``seed0/val_eval+seed1/val_eval``) is one pair whose every metric is the mean over those folders:
+the bootstrap still resamples pairs, not seeds.
 
 ``--by target`` (or ``source``) repeats the comparison within groups of pairs whose target (or
 source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
@@ -52,7 +55,16 @@ def read_results(folder) -> dict[str, dict]:
     """{pair key: that pair's record} from ``folder``/results.jsonl (or its shards); ``folder``
     may be several joined by '+', pooled."""
     if "+" in str(folder):
-        return {k: r for part in str(folder).split("+") for k, r in read_results(Path(part)).items()}
+        merged: dict[str, dict] = {}
+        for part in str(folder).split("+"):
+            for k, r in read_results(Path(part)).items():
+                if k in merged:               # the same pair scored again: a replicate, averaged in value()
+                    first = merged[k]
+                    merged[k] = {"key": k, "pair": first.get("pair"),
+                                 "replicates": first.get("replicates", [first]) + [r]}
+                else:
+                    merged[k] = r
+        return merged
     folder = Path(folder)
     files = sorted(folder.glob("results*.jsonl"))
     if not files:
@@ -67,6 +79,9 @@ def read_results(folder) -> dict[str, dict]:
 
 
 def value(rec: dict, system: str, metric: str) -> float | None:
+    if "replicates" in rec:                   # one pair scored in several folders: their mean
+        vs = [v for r in rec["replicates"] if (v := value(r, system, metric)) is not None]
+        return float(np.mean(vs)) if vs else None
     if metric in ("ecapa_margin", "ecapa_margin_other"):    # how much nearer the target's voice than the source's
         other = "ecapa_sim_other" if metric == "ecapa_margin_other" else "ecapa_sim_target"
         t, s = value(rec, system, other), value(rec, system, "ecapa_sim_source")

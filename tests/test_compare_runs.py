@@ -98,3 +98,17 @@ def test_folders_joined_by_plus_pool_their_pairs(compare, tmp_path):
     assert len(pooled) == 12 and pooled["s1-0"]["systems"]["converted"]["cer"] == 0.4
     rows = {r["metric"]: r for r in compare.paired(pooled, pooled)}
     assert rows["CER converted, capped (points)"]["n"] == 12
+
+
+def test_the_same_pairs_in_joined_folders_are_averaged_not_overwritten(compare, tmp_path):
+    """Two training seeds scored on the same pairs: 'seed0+seed1' is each pair's mean over the
+    seeds, and the comparison is over the pairs (n stays 3), not over pairs x seeds."""
+    base = write(tmp_path / "base", [(str(i), 0.3, 0.6) for i in range(3)])
+    s0 = write(tmp_path / "s0", [(str(i), 0.2, 0.6) for i in range(3)])
+    s1 = write(tmp_path / "s1", [(str(i), 0.4, 0.6) for i in range(3)] + [("only1", 0.9, 0.6)])
+    pooled = compare.read_results(f"{s0}+{s1}")
+    assert len(pooled) == 4 and abs(compare.value(pooled["0"], "converted", "cer") - 0.3) < 1e-9
+    assert compare.value(pooled["only1"], "converted", "cer") == 0.9
+    rows = {r["metric"]: r for r in compare.paired(compare.read_results(f"{base}+{base}"), pooled)}
+    cer = rows["CER converted, capped (points)"]
+    assert cer["n"] == 3 and abs(cer["diff"]) < 1e-9     # (0.2 + 0.4) / 2 against 0.3
