@@ -11,8 +11,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      Chou et al. 2018 schedule (vc.losses.adversarial_weight), plus optional terms on what users
      hear, a swap within the batch (each content code decoded with another speaker's vector):
      ``cycle_content`` (the swap's content code is the source's) and ``cycle_speaker`` (a frozen
-     speaker network, the model's own or Resemblyzer via vc.speaker_judge, hears the target in
-     it); ``swap_envelope`` (each frame of the swap takes the spectral envelope of its nearest
+     speaker network, the model's own or Resemblyzer and/or CAM++ via vc.speaker_judge, hears
+     the target in it); ``swap_envelope`` (each frame of the swap takes the spectral envelope of its nearest
      real frames of the target speaker: vc.match's inference step as a loss); and
      ``dvector_weight``: the speaker vector predicts the Resemblyzer d-vector of its utterance
      (vc.dvectors: a speaker space learned from thousands of speakers, distilled);
