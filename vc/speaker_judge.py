@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from .features import MelConfig, _mel_basis
 
 RES_SR, RES_NFFT, RES_HOP, RES_MELS = 16000, 400, 160, 40
+WINDOW_16K = 400          # every judge's analysis window at 16 kHz: 25 ms (zero-padded to its n_fft)
 # mean over frames of the summed 40-band power mel that Resemblyzer sees on speech normalised
 # to -30 dBFS (its preprocessing); measured on 20 val utterances: 1.19
 TARGET_LEVEL = 1.19
@@ -53,7 +54,7 @@ class MelBridge(nn.Module):
     def __init__(self, n_mels: int, mel_cfg: MelConfig = MelConfig(), n_fft: int = RES_NFFT,
                  basis: np.ndarray | None = None):
         """``basis`` (n_mels, n_fft // 2 + 1): the filter bank at 16 kHz; librosa's Slaney mel
-        filter bank when None. The window is 400 samples (25 ms) for every judge, zero-padded to ``n_fft``."""
+        filter bank when None. The window is ``WINDOW_16K`` for every judge, zero-padded to ``n_fft``."""
         super().__init__()
         self.frame_rate = mel_cfg.sample_rate / mel_cfg.hop_length
         inv = torch.linalg.pinv(_mel_basis(mel_cfg))                              # (513, 80)
@@ -61,7 +62,7 @@ class MelBridge(nn.Module):
         dst_f = np.arange(n_fft // 2 + 1) * RES_SR / n_fft
         regrid = np.stack([np.interp(src_f, dst_f, np.eye(len(dst_f))[i]) for i in range(len(dst_f))])
         regrid /= np.maximum(regrid.sum(1, keepdims=True), 1e-9)                   # (n_fft/2+1, 513) averaging
-        gain = RES_NFFT / mel_cfg.win_length                                       # Hann window sums
+        gain = WINDOW_16K / mel_cfg.win_length                                     # Hann window sums
         self.register_buffer("to_magnitude", inv, persistent=False)
         self.register_buffer("regrid", torch.from_numpy(regrid * gain).float(), persistent=False)
         if basis is None:
