@@ -173,7 +173,8 @@ def row(config: Path, runs: Path) -> dict:
     meta = torch.load(ckpt, map_location="cpu", weights_only=True)["meta"]
     get = lambda d, k, scale=1.0: (None if d.get(k, {}).get("mean") is None  # noqa: E731
                                    else round(d[k]["mean"] * scale, 3 if scale == 1 else 1))
-    steps = meta.get("step", sum(meta.get("steps") or []) or None)    # an average: its inputs' steps
+    unique = dict(zip(meta.get("average_of") or [], meta.get("steps") or []))   # an input given twice trained once
+    steps = meta.get("step", sum(s or 0 for s in unique.values()) or None)    # an average: its inputs' steps
     return {"run": config.stem, "what": what_changed(config), "steps": steps,
             "minutes": round(meta.get("wall_seconds", 0) / 60, 1),
             "pairs": len(read_all_results(out / "val_eval")),

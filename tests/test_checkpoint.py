@@ -83,3 +83,13 @@ def test_a_training_checkpoints_moving_average_is_what_runs_unless_raw_is_asked(
     assert torch.allclose(soup.state_dict()[name], expected, atol=1e-6)
     export_checkpoint([tmp_path / "run.pt", tmp_path / "plain.pt"], tmp_path / "soup.pt")
     assert read_checkpoint(tmp_path / "soup.pt")["meta"]["weights"] == "moving average in 1 of 2 inputs"
+
+
+def test_an_average_of_averages_carries_its_steps_and_counts_a_repeated_input_once(tmp_path):
+    save_checkpoint(tmp_path / "a.pt", tiny_model(seed=1), MelConfig(), meta={"wall_seconds": 10.0, "step": 3})
+    save_checkpoint(tmp_path / "b.pt", tiny_model(seed=2), MelConfig(), meta={"wall_seconds": 20.0, "step": 5})
+    save_checkpoint(tmp_path / "c.pt", tiny_model(seed=3), MelConfig(), train={"step": 4}, meta={"wall_seconds": 5.0})
+    export_checkpoint([tmp_path / "a.pt", tmp_path / "b.pt"], tmp_path / "ab.pt")
+    export_checkpoint([tmp_path / "ab.pt", tmp_path / "ab.pt", tmp_path / "c.pt"], tmp_path / "abc.pt")
+    meta = read_checkpoint(tmp_path / "abc.pt")["meta"]
+    assert meta["steps"] == [8, 8, 4] and meta["wall_seconds"] == 35.0

@@ -116,6 +116,18 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     return model, mel_cfg, states
 
 
+def _steps(state: dict) -> int | None:
+    """The training steps behind one input of an average: a run's step, an export's `step`, or,
+    for an average itself, the sum of its inputs' steps (None where unknown)."""
+    if "train" in state:
+        return int(state["train"]["step"])
+    meta = state.get("meta", {})
+    if meta.get("step") is not None:
+        return int(meta["step"])
+    steps = meta.get("steps")
+    return sum(steps) if steps and all(isinstance(s, int) for s in steps) else None
+
+
 def export_checkpoint(src, dst, meta: dict | None = None, ema: bool = True) -> Path:
     """Strip training state (optimisers, adversary): the small file that inference needs. ``src``
     may be a list of checkpoints: then their weight average (``average_models``) is exported.
@@ -125,12 +137,10 @@ def export_checkpoint(src, dst, meta: dict | None = None, ema: bool = True) -> P
         src = src[0]
     if isinstance(src, (list, tuple)):
         model, mel_cfg, states = average_models(src, ema)
-        info = {"average_of": [str(p) for p in src],
-                "steps": [int(s["train"]["step"]) if "train" in s else s.get("meta", {}).get("step")
-                          for s in states]}
-        walls = [s.get("meta", {}).get("wall_seconds") for s in states]
-        if all(isinstance(w, (int, float)) for w in walls):
-            info["wall_seconds"] = round(float(sum(walls)), 1)      # the training of all the inputs
+        info = {"average_of": [str(p) for p in src], "steps": [_steps(s) for s in states]}
+        walls = {str(Path(p).resolve()): s.get("meta", {}).get("wall_seconds") for p, s in zip(src, states)}
+        if all(isinstance(w, (int, float)) for w in walls.values()):   # an input given twice trained once
+            info["wall_seconds"] = round(float(sum(walls.values())), 1)  # the training of all the inputs
     else:
         model, mel_cfg, state = load_model(src, ema=ema)
         states = [state]
