@@ -40,6 +40,7 @@ gloo on CPU, nccl on GPUs). Each rank draws its own batches; gradients are avera
 """
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -367,5 +368,9 @@ def main(config, data, out, resume=False, device="cpu", steps=None, progress=Tru
     run.train(steps)
     if run.distributed:
         dist.barrier()                 # no rank closes its connections while another still talks
+        # the DDP wrappers hold the process group and its worker threads: let them go while the
+        # interpreter is whole, not in its finalisation (a rare SIGABRT at exit in CI, s38)
+        run.ae, run.clf_ddp, run.critic_ddp = run.model, run.clf, run.critic
+        gc.collect()
         dist.destroy_process_group()
     return run
