@@ -1,5 +1,4 @@
-"""vc.convert: the conversion strength (source + s * (target - source) of the speaker vectors) and
-the residual detail (r * (source - its reconstruction) added to the output)."""
+"""vc.convert: the conversion strength (source + s * (target - source) of the speaker vectors)."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +8,7 @@ import torch
 from conftest import tiny_model, write_wav
 from vc.checkpoint import save_checkpoint
 from vc.cli import main
-from vc.convert import MAX_ADAPT_STEPS, MAX_RESIDUAL, MAX_STRENGTH, load
+from vc.convert import MAX_ADAPT_STEPS, MAX_STRENGTH, load
 from vc.features import MelConfig
 
 
@@ -95,53 +94,6 @@ def test_batch_passes_the_strength_to_its_workers(tmp_path, tiny_checkpoint, wav
                      "--threads", "1", "--strength", s]) == 0
         written[s], _ = sf.read(str(out / "x.wav"))
     assert abs(written["1"] - written["2"]).max() > 1e-4
-
-
-@pytest.mark.parametrize("residual", [0.3, MAX_RESIDUAL])
-def test_residual_adds_what_the_reconstruction_misses_of_the_source(mels, residual):
-    conv, src, tgt = mels
-    with torch.inference_mode():
-        v_s, v_t = conv.model.embed_speaker(src)[0], conv.model.embed_speaker(tgt)[0]
-        plain = conv.convert_mel(src, v_t)
-        conv.residual = residual
-        out = conv.convert_mel(src, v_t)
-        torch.testing.assert_close(out, plain + residual * (src - decode_with(conv, src, v_s)), rtol=1e-5, atol=1e-5)
-        # the source's own voice at full residual gives the source back: nothing was missed
-        own = conv.convert_mel(src, v_s)
-    if residual == MAX_RESIDUAL:
-        torch.testing.assert_close(own, src, rtol=1e-4, atol=1e-4)
-    assert (out - plain).abs().max() > 1e-3
-
-
-def test_a_model_carries_its_default_residual_and_a_bad_one_is_refused(tmp_path, tiny_checkpoint):
-    path = tmp_path / "r.pt"
-    save_checkpoint(path, tiny_model(), MelConfig(), meta={"residual": 0.4})
-    assert load(path, vocoder="griffinlim").residual == 0.4
-    assert load(path, vocoder="griffinlim", residual=0.0).residual == 0.0
-    assert load(tiny_checkpoint, vocoder="griffinlim").residual == 0.0
-    for bad in (-0.1, MAX_RESIDUAL + 0.5, float("nan"), "some"):
-        with pytest.raises(ValueError, match="residual"):
-            load(tiny_checkpoint, vocoder="griffinlim", residual=bad)
-
-
-@pytest.mark.parametrize("command", ["convert", "batch"])
-def test_residual_option_is_checked_and_reaches_the_output(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys, command):
-    def run(name, r):
-        out = tmp_path / name
-        argv = {"convert": ["convert", str(wav_a), str(wav_b), "-o", str(out / "o.wav")],
-                "batch": ["batch", "--sources", str(wav_a.parent), "--target", str(wav_b), "-o", str(out),
-                          "--workers", "1", "--threads", "1"]}[command]
-        return main(argv + ["--model", str(tiny_checkpoint), "--vocoder", "griffinlim", "--residual", r]), out
-    code, out = run("bad", "2")
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "--residual 2: give a number from 0 (off) to 1" in err, err
-    assert not out.exists() or not any(out.rglob("*.wav"))
-    written = {}
-    for r in ("0", "1"):
-        code, out = run(f"r{r}", r)
-        assert code == 0
-        written[r], _ = sf.read(str(out / ("o.wav" if command == "convert" else f"{wav_a.stem}.wav")))
-    assert written["0"].shape == written["1"].shape and abs(written["0"] - written["1"]).max() > 1e-4
 
 
 def test_adapt_refines_both_vectors_of_a_conversion(tiny_checkpoint, mels):

@@ -17,13 +17,6 @@ says how it was chosen); ``vc.load(strength=...)`` and ``--strength`` override i
 Envelope matching (vc.match): with ``match`` w > 0, each output frame's spectral envelope moves by w
 toward its nearest real speech frames of the target clip(s). Default: the model's
 ``meta["match"]``, else 0 (off); ``vc.load(match=...)`` and ``--match`` override it.
-
-Residual detail: the autoencoder's own reconstruction of the source loses detail that the source
-has (words most of all: MODEL_CARD.md). With ``residual`` r > 0 the output gets r * (source -
-reconstruction) added frame by frame, before envelope matching: the detail the decoder missed,
-taken from the source (with some of the source's voice in it). One more decoder pass. Default: the
-model's ``meta["residual"]``, else 0 (off); ``vc.load(residual=...)`` and ``--residual`` override it.
-Live conversion (vc.stream) does not use it.
 """
 from __future__ import annotations
 
@@ -46,7 +39,6 @@ from .vocoder import CHUNK_FRAMES, get_vocoder, resolve_precision, vocode_chunke
 DEFAULT_MODEL = Path(__file__).parent / "pretrained" / "default.pt"
 MAX_STRENGTH = 3.0
 MAX_ADAPT_STEPS = 1000
-MAX_RESIDUAL = 1.0
 
 
 class NoModelError(RuntimeError):
@@ -152,7 +144,7 @@ class Converter:
     def __init__(self, model: VoiceConverter, mel_cfg: MelConfig = MelConfig(), vocoder: str = "hifigan",
                  device: str = "cpu", max_seconds: float = MAX_SECONDS, meta: dict | None = None,
                  precision: str = "auto", chunk_frames: int = CHUNK_FRAMES, strength: float | None = None,
-                 adapt_steps: int = 0, match: float | None = None, residual: float | None = None):
+                 adapt_steps: int = 0, match: float | None = None):
         self.model, self.mel_cfg, self.device = model.to(device).eval(), mel_cfg, torch.device(device)
         self.vocoder_name = vocoder
         self.precision = resolve_precision(precision, self.device)
@@ -163,7 +155,6 @@ class Converter:
         self.strength = check_strength(self.meta.get("strength", 1.0) if strength is None else strength)
         self.adapt_steps = check_adapt_steps(adapt_steps)
         self.match = check_weight(self.meta.get("match", 0.0) if match is None else match)
-        self.residual = check_residual(self.meta.get("residual", 0.0) if residual is None else residual)
         self.timings = Timings()
 
     @property
@@ -253,17 +244,14 @@ class Converter:
         decoder gets source + s * (speaker - source), source being the source's own vector
         (``own``, or found as :meth:`voice` finds the target's). ``pitch`` (pitch_channels, T):
         the source's (:meth:`pitch`), for a model that reads it. ``frames`` (n_mels, S): the
-        target's speech frames (:meth:`bank`), for envelope matching. With ``residual`` r > 0 the
-        output gets r * (source - the source decoded with its own vector) added."""
+        target's speech frames (:meth:`bank`), for envelope matching."""
         t = time.perf_counter()
         code = self.model.encode(source, pitch)
-        if (self.strength != 1.0 or self.residual) and own is None:
-            own = self.voice(source, pitch) if self.adapt_steps else code.speaker[0]
-        out = self.model.decode(code.with_speaker(toward(own, speaker, self.strength)[None]
-                                                  if self.strength != 1.0 else speaker[None]))[0]
-        if self.residual:                # (n_mels, T): the detail the decoder misses in the source
-            out = out + self.residual * (source - self.model.decode(code.with_speaker(own[None]))[0])
-        out = self.matched(out, frames)
+        if self.strength != 1.0:
+            if own is None:
+                own = self.voice(source, pitch) if self.adapt_steps else code.speaker[0]
+            speaker = toward(own, speaker, self.strength)
+        out = self.matched(self.model.decode(code.with_speaker(speaker[None]))[0], frames)
         self.timings.add("model", time.perf_counter() - t)
         return out
 
@@ -323,17 +311,6 @@ def check_strength(strength) -> float:
     return s
 
 
-def check_residual(residual) -> float:
-    """The residual-detail weight, checked: a number from 0 (off) to MAX_RESIDUAL."""
-    try:
-        r = float(residual)
-    except (TypeError, ValueError):
-        raise ValueError(f"residual {residual!r}: give a number from 0 (off) to {MAX_RESIDUAL:g}") from None
-    if not 0.0 <= r <= MAX_RESIDUAL:
-        raise ValueError(f"residual {r:g}: give a number from 0 (off) to {MAX_RESIDUAL:g}")
-    return r
-
-
 def check_adapt_steps(steps) -> int:
     """Steps of speaker-vector adaptation, checked: a whole number from 0 (none) to MAX_ADAPT_STEPS."""
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 0 <= steps <= MAX_ADAPT_STEPS:
@@ -356,7 +333,7 @@ def load(model=None, vocoder: str = "hifigan", device: str = "cpu", precision: s
     """A ready converter: ``model`` is a checkpoint path (default: the installed default model);
     ``precision`` of HiFi-GAN: "auto" (bf16 where the CPU supports it, else fp32), "fp32", "bf16";
     ``max_seconds``: the longest input accepted (default 30 minutes); ``strength``, ``match``,
-    ``residual``, ``adapt_steps``: see the module's docstring (default: the model's own)."""
+    ``adapt_steps``: see the module's docstring (default: the model's own)."""
     resolve_precision(precision, device)        # a wrong name is refused before any loading
     device = check_device(device)
     path = Path(model) if model else default_model_path()
