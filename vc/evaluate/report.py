@@ -175,7 +175,7 @@ def markdown(rep: dict) -> str:
                 if conv and conv.get("ecapa_sim_other", {}).get("mean") is not None else []),
               "- **" + svar_note(sv, "Resemblyzer").replace(" SVAR:", " SVAR**:", 1),
               "- **" + svar_note(sv2, "ECAPA").replace(" SVAR:", " SVAR**:", 1),
-              f"- **CER / WER**: Whisper tiny (multilingual, language 'en') on the output vs the words it should say: the transcript "
+              f"- **CER / WER**: Whisper tiny.en (English-only, language 'en') on the output vs the words it should say: the transcript "
               f"({ct['pairs_with_transcript']} pairs) or Whisper on the source ({ct['pairs_against_asr_of_source']} "
               f"pairs, where the source row is 0 by construction)."
               + (f" CER converted − CER source: {fmt(ct['cer_converted_minus_source'], 1, True)} points "
