@@ -52,3 +52,38 @@ def test_bridged_features_follow_the_words(judge):
     judge(seg).pow(2).mean().backward()
     assert seg.grad is not None and seg.grad.abs().sum() > 0
 
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return WhisperJudge(decoder=True).eval()
+
+
+def test_the_torch_decoder_transcribes_as_ctranslate2_does(reader):
+    """Whisper's own 30-s features of a clip: the port's greedy transcript is CTranslate2's."""
+    ctranslate2 = pytest.importorskip("ctranslate2")
+    from faster_whisper.feature_extractor import FeatureExtractor
+    feats = FeatureExtractor(feature_size=80)(load_audio(CLIP, 16000))[:, :3000]
+    feats = np.pad(feats, ((0, 0), (0, 3000 - feats.shape[1])))[None].astype(np.float32)
+    model = ctranslate2.models.Whisper(str(whisper_dir()), device="cpu", compute_type="float32")
+    theirs = model.generate(ctranslate2.StorageView.from_array(feats), [reader.prompt], beam_size=1,
+                            max_length=60)[0].sequences_ids[0]
+    with torch.no_grad():
+        ours = reader.transcript(reader.encoder(torch.from_numpy(feats)), max_tokens=60)[0, len(reader.prompt):].tolist()
+    ours = ours[: ours.index(reader.eot)] if reader.eot in ours else ours
+    assert len(theirs) > 5 and ours == theirs
+
+
+def test_word_loss_is_zero_for_the_same_words_and_trains_the_mel(reader):
+    """The same audio reads the same (loss 0); other words read differently; gradients reach the mel."""
+    mel = mel_spectrogram(torch.from_numpy(load_audio(CLIP, 22050)))[None]
+    seg, other = mel[:, :, 100:228], mel[:, :, 300:428]
+    with torch.no_grad():
+        said = reader(seg)
+        tokens = reader.transcript(said, max_tokens=10)
+        assert tokens.shape[1] > len(reader.prompt)
+        assert reader.word_loss(said, said, tokens).item() == pytest.approx(0.0, abs=1e-4)
+        assert reader.word_loss(reader(other), said, tokens).item() > 1.0
+    seg = seg.clone().requires_grad_()
+    reader.word_loss(reader(seg * 0.9), said, tokens).backward()
+    assert seg.grad is not None and seg.grad.abs().sum() > 0

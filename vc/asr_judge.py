@@ -15,7 +15,12 @@ Whisper reads an 80-band log10 *power* mel at 16 kHz (400-point window, hop 160)
 under its maximum, scaled ``(x + 4) / 4``. The bridge from vc's 80-band log-magnitude mel at
 22,050 Hz is vc.speaker_judge.MelBridge, all fixed linear algebra, so gradients flow through it.
 
-Shapes: log-mel (B, 80, T) at 86.1 frames/s -> features (B, ~T * 100 / 86.1 / 2, 384) at 50/s.
+The text decoder is rebuilt too (4 layers with cross-attention, the output tied to the token
+embeddings): ``asr_words`` (vc.train) asks Whisper to read the same words from the swap as from its
+input, by the decoder's next-token distributions along its own transcript of the input.
+
+Shapes: log-mel (B, 80, T) at 86.1 frames/s -> features (B, ~T * 100 / 86.1 / 2, 384) at 50/s;
+tokens (B, L) + features -> logits (B, L, 51864).
 """
 from __future__ import annotations
 
@@ -123,13 +128,123 @@ class WhisperEncoder(nn.Module):
         return self.ln_post(x)
 
 
-class WhisperJudge(nn.Module):
-    """vc log-mel (B, 80, T) -> Whisper tiny encoder features (B, T'', 384), frozen."""
+class _DecoderLayer(nn.Module):
+    """Whisper's pre-norm decoder layer: causal self-attention, cross-attention to the audio, MLP."""
 
-    def __init__(self, mel_cfg: MelConfig = MelConfig(), weights: dict | None = None):
+    def __init__(self, dim: int, heads: int):
         super().__init__()
-        self.encoder = WhisperEncoder(weights or read_ctranslate2(whisper_dir() / "model.bin")).requires_grad_(False)
+        self.heads = heads
+        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.q, self.kv, self.cross_proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+
+    def forward(self, x, audio):
+        (b, t, d), s, h = x.shape, audio.shape[1], self.heads
+        q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
+        x = x + self.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d))
+        q = self.q(self.ln2(x)).view(b, t, h, d // h).transpose(1, 2)
+        k, v = self.kv(audio).view(b, s, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        x = x + self.cross_proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d))
+        return x + self.fc2(F.gelu(self.fc1(self.ln3(x))))
+
+
+class WhisperDecoder(nn.Module):
+    """Whisper's text decoder: tokens (B, L) + encoder features (B, S, dim) -> logits (B, L, vocab),
+    the output layer tied to the token embeddings (as Whisper's)."""
+
+    def __init__(self, weights: dict[str, np.ndarray]):
+        super().__init__()
+        w = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if k.startswith("decoder/")}
+        vocab, dim = w["decoder/embeddings/weight"].shape
+        heads = int(w["decoder/num_heads"])
+        self.embed = nn.Embedding(vocab, dim)
+        n = len({k.split("/")[1] for k in w if re.match(r"decoder/layer_\d+/", k)})
+        self.layers = nn.ModuleList(_DecoderLayer(dim, heads) for _ in range(n))
+        self.ln = nn.LayerNorm(dim)
+        self.register_buffer("positions", w["decoder/position_encodings/encodings"], persistent=False)
+        pairs = {"ln": "layer_norm"}
+        for i in range(n):
+            p = f"layer_{i}/"
+            pairs.update({f"layers.{i}.ln1": p + "self_attention/layer_norm",
+                          f"layers.{i}.qkv": p + "self_attention/linear_0",
+                          f"layers.{i}.proj": p + "self_attention/linear_1",
+                          f"layers.{i}.ln2": p + "attention/layer_norm",
+                          f"layers.{i}.q": p + "attention/linear_0",
+                          f"layers.{i}.kv": p + "attention/linear_1",
+                          f"layers.{i}.cross_proj": p + "attention/linear_2",
+                          f"layers.{i}.ln3": p + "ffn/layer_norm",
+                          f"layers.{i}.fc1": p + "ffn/linear_0", f"layers.{i}.fc2": p + "ffn/linear_1"})
+        state = {"embed.weight": w["decoder/embeddings/weight"]}
+        for mine, theirs in pairs.items():
+            names = ("gamma", "beta") if "layer_norm" in theirs else ("weight", "bias")
+            for param, name in zip(("weight", "bias"), names):
+                state[f"{mine}.{param}"] = w[f"decoder/{theirs}/{name}"]
+        self.load_state_dict(state)
+
+    def forward(self, tokens: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        x = self.embed(tokens) + self.positions[: tokens.shape[1]]
+        for layer in self.layers:
+            x = layer(x, audio)
+        return self.ln(x) @ self.embed.weight.t()
+
+
+def special_tokens(folder: Path) -> dict[str, int]:
+    """{"<|endoftext|>": id, ...} of the model's special tokens, from its vocabulary.txt (line = id)."""
+    lines = (Path(folder) / "vocabulary.txt").read_text(encoding="utf-8").split("\n")
+    return {t: i for i, t in enumerate(lines) if t.startswith("<|") and t.endswith("|>")}
+
+
+class WhisperJudge(nn.Module):
+    """vc log-mel (B, 80, T) -> Whisper tiny encoder features (B, T'', 384), frozen. With
+    ``decoder=True`` also Whisper's text decoder, for :meth:`transcript` and :meth:`word_loss`."""
+
+    def __init__(self, mel_cfg: MelConfig = MelConfig(), weights: dict | None = None, decoder: bool = False):
+        super().__init__()
+        weights = weights or read_ctranslate2(whisper_dir() / "model.bin")
+        self.encoder = WhisperEncoder(weights).requires_grad_(False)
         self.bridge = MelBridge(WHISPER_MELS, mel_cfg)
+        self.decoder = WhisperDecoder(weights).requires_grad_(False) if decoder else None
+        if decoder:
+            ids = special_tokens(whisper_dir())
+            self.eot = ids["<|endoftext|>"]
+            # English-only tiny.en: <|startoftranscript|> alone opens; a multilingual model adds language and task
+            first = [ids["<|startoftranscript|>"]]
+            if self.decoder.embed.num_embeddings > 51864:
+                first += [ids["<|en|>"], ids["<|transcribe|>"]]
+            self.prompt = first + [ids["<|notimestamps|>"]]
+
+    @torch.no_grad()
+    def transcript(self, features: torch.Tensor, max_tokens: int) -> torch.Tensor:
+        """Encoder features (B, S, 384) -> Whisper's greedy tokens (B, len(prompt) + n), prompt
+        first; a row that ended has ``<|endoftext|>`` after its end. Timestamps and other special
+        tokens are never chosen. Short crops can make Whisper repeat itself: ``max_tokens`` caps it."""
+        tokens = torch.tensor([self.prompt] * features.shape[0], device=features.device)
+        done = torch.zeros(features.shape[0], dtype=torch.bool, device=features.device)
+        for _ in range(max_tokens):
+            logits = self.decoder(tokens, features)[:, -1].float()
+            logits[:, self.eot + 1:] = float("-inf")
+            nxt = torch.where(done, self.eot, logits.argmax(-1))
+            tokens, done = torch.cat([tokens, nxt[:, None]], 1), done | (nxt == self.eot)
+            if done.all():
+                break
+        return tokens
+
+    def word_loss(self, heard: torch.Tensor, said: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """How differently Whisper's decoder reads two audios along one transcript: the KL divergence
+        of its next-token distributions given ``heard`` (B, S, 384) from those given ``said`` (the
+        input's features, the teacher), teacher-forced on ``tokens`` (:meth:`transcript` of ``said``),
+        mean over the positions up to each row's first ``<|endoftext|>``. Text carries no voice, so
+        this asks for the words without asking for the input's voice (as feature matching does)."""
+        p = len(self.prompt)
+        inputs = tokens[:, :-1]
+        with torch.no_grad():
+            teacher = torch.log_softmax(self.decoder(inputs, said)[:, p - 1:].float(), -1)
+        student = torch.log_softmax(self.decoder(inputs, heard)[:, p - 1:].float(), -1)
+        kl = (teacher.exp() * (teacher - student)).sum(-1)                      # (B, n)
+        ended = (tokens[:, p:] == self.eot).long().cumsum(1)                   # 1 from the first end on
+        keep = (ended - (tokens[:, p:] == self.eot).long() == 0).float()        # up to and with the first end
+        return (kl * keep).sum() / keep.sum().clamp(min=1)
 
     def mels(self, logmel: torch.Tensor) -> torch.Tensor:
         """(B, 80, T) vc log-mel -> (B, 80, T * 100 / 86.1) what Whisper's encoder reads."""

@@ -20,6 +20,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      among the batch's (GE2E softmax), so a voice is one vector across utterances;
      ``asr_weight``: Whisper tiny's encoder (vc.asr_judge, frozen) gives the reconstruction and
      the swap the features of the input segment, a content loss that weighs what carries words;
+     ``asr_words``: Whisper's text decoder reads the swap as it reads the input segment (its
+     next-token distributions along its own transcript of the input): words, without the voice;
      ``detail_weight``: the reconstruction's differences along the mel axis match the input's
      (vc.losses.spectral_detail), ``band_tilt`` weighs its upper bands more, and
      ``gan_weight``: a mel-patch critic (vc.discriminator),

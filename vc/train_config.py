@@ -49,6 +49,9 @@ class TrainConfig:
     asr_weight: float = 0.0                     # weight: Whisper's encoder hears the input's words in the
                                                 # reconstruction and the swap (vc.asr_judge, frozen)
     asr_on_swap: bool = True                    # the Whisper loss also on the swap (else the reconstruction only)
+    asr_words: float = 0.0                      # weight: Whisper's decoder reads the same words from the swap
+                                                # as from its input (KL of next-token distributions along
+                                                # Whisper's transcript of the input; vc.asr_judge.word_loss)
     asr_norm: bool = False                      # compare Whisper features instance-normalised over time
                                                 # (per channel), without each utterance's own statistics
     detail_weight: float = 0.0                  # weight: L1 of the reconstruction's differences along the mel

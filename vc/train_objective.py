@@ -41,9 +41,9 @@ class RunObjective:
                 self.judges[name] = resemblyzer
         self.voice_judge = resemblyzer if voice_critic else None
         self.asr_judge = None
-        if cfg.asr_weight > 0:
+        if cfg.asr_weight > 0 or cfg.asr_words > 0:
             from .asr_judge import WhisperJudge
-            self.asr_judge = WhisperJudge(run.mel_cfg).to(run.device)
+            self.asr_judge = WhisperJudge(run.mel_cfg, decoder=cfg.asr_words > 0).to(run.device)
         if cfg.dvector_weight > 0:
             from . import dvectors
             self.dvectors = dvectors.build(train_utts, run.cache_dir, progress=run.progress and run.rank == 0)
@@ -59,7 +59,7 @@ class RunObjective:
         cfg = r.cfg
         seg, ref, spk = (t.to(r.device) for t in batch[:3])
         cycle = (cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or cfg.swap_envelope > 0
-                 or (cfg.asr_weight > 0 and cfg.asr_on_swap))
+                 or (cfg.asr_weight > 0 and cfg.asr_on_swap) or cfg.asr_words > 0)
         with r.autocast():
             out = r.ae(r.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
                        swap_strength=cfg.swap_strength,
@@ -105,15 +105,27 @@ class RunObjective:
             m["loss/swap_envelope"] = e = losses.envelope_match(out.swapped, bank)
             loss = loss + cfg.swap_envelope * e
         if self.asr_judge is not None:   # Whisper hears the input's words in what the decoder made
-            outputs = [out.recon] + ([out.swapped] if cfg.asr_on_swap and out.swapped is not None else [])
-            with r.autocast():
-                with torch.no_grad():
-                    target = self.asr_judge(seg).float()
-                heard = [self.asr_judge(o).float() for o in outputs]
-            if cfg.asr_norm:             # each channel's mean and spread over time removed: (B, T, D) -> (B, D, T) and back
-                target, *heard = (instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in (target, *heard))
-            m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
-            loss = loss + cfg.asr_weight * a
+            with r.autocast(), torch.no_grad():
+                said = self.asr_judge(seg).float()
+            heard_swap = None
+            if cfg.asr_weight > 0:
+                outputs = [out.recon] + ([out.swapped] if cfg.asr_on_swap and out.swapped is not None else [])
+                with r.autocast():
+                    heard = [self.asr_judge(o).float() for o in outputs]
+                if len(outputs) > 1:
+                    heard_swap = heard[1]
+                target = said
+                if cfg.asr_norm:         # each channel's mean and spread over time removed: (B, T, D) -> (B, D, T) and back
+                    target, *heard = (instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in (target, *heard))
+                m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
+                loss = loss + cfg.asr_weight * a
+            if cfg.asr_words > 0:        # ... and reads the same words from the swap (its decoder; no voice in text)
+                with r.autocast():
+                    if heard_swap is None:
+                        heard_swap = self.asr_judge(out.swapped).float()
+                    tokens = self.asr_judge.transcript(said, max_tokens=int(2 + 6 * seg.shape[-1] * r.mel_cfg.hop_length / r.mel_cfg.sample_rate))
+                    m["loss/asr_words"] = w = self.asr_judge.word_loss(heard_swap, said, tokens)
+                loss = loss + cfg.asr_words * w
         if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
             from .dvectors import lookup
             target = lookup(self.dvectors, batch.reference_paths).to(r.device)
