@@ -182,11 +182,12 @@ class WhisperDecoder(nn.Module):
                 state[f"{mine}.{param}"] = w[f"decoder/{theirs}/{name}"]
         self.load_state_dict(state)
 
-    def forward(self, tokens: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, tokens: torch.Tensor, audio: torch.Tensor, last: bool = False) -> torch.Tensor:
+        """-> logits (B, L, vocab), or (B, vocab) of the last position only with ``last``."""
         x = self.embed(tokens) + self.positions[: tokens.shape[1]]
         for layer in self.layers:
             x = layer(x, audio)
-        return self.ln(x) @ self.embed.weight.t()
+        return self.ln(x[:, -1] if last else x) @ self.embed.weight.t()
 
 
 def special_tokens(folder: Path) -> dict[str, int]:
@@ -222,7 +223,7 @@ class WhisperJudge(nn.Module):
         tokens = torch.tensor([self.prompt] * features.shape[0], device=features.device)
         done = torch.zeros(features.shape[0], dtype=torch.bool, device=features.device)
         for _ in range(max_tokens):
-            logits = self.decoder(tokens, features)[:, -1].float()
+            logits = self.decoder(tokens, features, last=True).float()
             logits[:, self.eot + 1:] = float("-inf")
             nxt = torch.where(done, self.eot, logits.argmax(-1))
             tokens, done = torch.cat([tokens, nxt[:, None]], 1), done | (nxt == self.eot)
