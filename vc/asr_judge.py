@@ -75,6 +75,23 @@ def read_ctranslate2(path) -> dict[str, np.ndarray]:
     return out
 
 
+def _side(weights: dict[str, np.ndarray], side: str) -> tuple[dict[str, torch.Tensor], int]:
+    """The float32 tensors of one side ("encoder" or "decoder") of the file, and its layer count."""
+    w = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if k.startswith(side + "/")}
+    return w, len({k.split("/")[1] for k in w if re.match(side + r"/layer_\d+/", k)})
+
+
+def _state(w: dict[str, torch.Tensor], side: str, pairs: dict[str, str]) -> dict[str, torch.Tensor]:
+    """{module name here: its name in the file under ``side/``} -> a state dict (weight and bias;
+    a layer norm's are gamma and beta there)."""
+    state = {}
+    for mine, theirs in pairs.items():
+        names = ("gamma", "beta") if "layer_norm" in theirs else ("weight", "bias")
+        for param, name in zip(("weight", "bias"), names):
+            state[f"{mine}.{param}"] = w[f"{side}/{theirs}/{name}"]
+    return state
+
+
 class _Layer(nn.Module):
     """A pre-norm transformer layer: x + attention(LN(x)), then x + MLP(LN(x))."""
 
@@ -97,11 +114,10 @@ class WhisperEncoder(nn.Module):
 
     def __init__(self, weights: dict[str, np.ndarray]):
         super().__init__()
-        w = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if k.startswith("encoder/")}
+        w, n = _side(weights, "encoder")
         dim, heads = w["encoder/conv1/bias"].shape[0], int(w["encoder/num_heads"])
         self.conv1 = nn.Conv1d(WHISPER_MELS, dim, 3, padding=1)
         self.conv2 = nn.Conv1d(dim, dim, 3, stride=2, padding=1)
-        n = len({k.split("/")[1] for k in w if re.match(r"encoder/layer_\d+/", k)})
         self.layers = nn.ModuleList(_Layer(dim, heads) for _ in range(n))
         self.ln_post = nn.LayerNorm(dim)
         self.register_buffer("positions", w["encoder/position_encodings/encodings"], persistent=False)
@@ -113,12 +129,7 @@ class WhisperEncoder(nn.Module):
                           f"layers.{i}.proj": p + "self_attention/linear_1",
                           f"layers.{i}.ln2": p + "ffn/layer_norm",
                           f"layers.{i}.fc1": p + "ffn/linear_0", f"layers.{i}.fc2": p + "ffn/linear_1"})
-        state = {}
-        for mine, theirs in pairs.items():
-            names = ("gamma", "beta") if "layer_norm" in theirs else ("weight", "bias")
-            for param, name in zip(("weight", "bias"), names):
-                state[f"{mine}.{param}"] = w[f"encoder/{theirs}/{name}"]
-        self.load_state_dict(state)
+        self.load_state_dict(_state(w, "encoder", pairs))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
@@ -155,11 +166,10 @@ class WhisperDecoder(nn.Module):
 
     def __init__(self, weights: dict[str, np.ndarray]):
         super().__init__()
-        w = {k: torch.from_numpy(v.astype(np.float32)) for k, v in weights.items() if k.startswith("decoder/")}
+        w, n = _side(weights, "decoder")
         vocab, dim = w["decoder/embeddings/weight"].shape
         heads = int(w["decoder/num_heads"])
         self.embed = nn.Embedding(vocab, dim)
-        n = len({k.split("/")[1] for k in w if re.match(r"decoder/layer_\d+/", k)})
         self.layers = nn.ModuleList(_DecoderLayer(dim, heads) for _ in range(n))
         self.ln = nn.LayerNorm(dim)
         self.register_buffer("positions", w["decoder/position_encodings/encodings"], persistent=False)
@@ -175,12 +185,7 @@ class WhisperDecoder(nn.Module):
                           f"layers.{i}.cross_proj": p + "attention/linear_2",
                           f"layers.{i}.ln3": p + "ffn/layer_norm",
                           f"layers.{i}.fc1": p + "ffn/linear_0", f"layers.{i}.fc2": p + "ffn/linear_1"})
-        state = {"embed.weight": w["decoder/embeddings/weight"]}
-        for mine, theirs in pairs.items():
-            names = ("gamma", "beta") if "layer_norm" in theirs else ("weight", "bias")
-            for param, name in zip(("weight", "bias"), names):
-                state[f"{mine}.{param}"] = w[f"decoder/{theirs}/{name}"]
-        self.load_state_dict(state)
+        self.load_state_dict({"embed.weight": w["decoder/embeddings/weight"], **_state(w, "decoder", pairs)})
 
     def forward(self, tokens: torch.Tensor, audio: torch.Tensor, last: bool = False) -> torch.Tensor:
         """-> logits (B, L, vocab), or (B, vocab) of the last position only with ``last``."""
