@@ -92,6 +92,15 @@ def _state(w: dict[str, torch.Tensor], side: str, pairs: dict[str, str]) -> dict
     return state
 
 
+def _layer_pairs(i: int, ffn_norm: str, **more: str) -> dict[str, str]:
+    """Layer i's {module name here: name in the file}: self-attention and MLP as both sides have
+    them (the MLP's layer norm is ``ffn_norm`` here), plus ``more`` (the decoder's cross-attention)."""
+    mine = {"ln1": "self_attention/layer_norm", "qkv": "self_attention/linear_0",
+            "proj": "self_attention/linear_1", ffn_norm: "ffn/layer_norm",
+            "fc1": "ffn/linear_0", "fc2": "ffn/linear_1", **more}
+    return {f"layers.{i}.{k}": f"layer_{i}/{v}" for k, v in mine.items()}
+
+
 class _Layer(nn.Module):
     """A pre-norm transformer layer: x + attention(LN(x)), then x + MLP(LN(x))."""
 
@@ -123,12 +132,7 @@ class WhisperEncoder(nn.Module):
         self.register_buffer("positions", w["encoder/position_encodings/encodings"], persistent=False)
         pairs = {"conv1": "conv1", "conv2": "conv2", "ln_post": "layer_norm"}
         for i in range(n):
-            p = f"layer_{i}/"
-            pairs.update({f"layers.{i}.ln1": p + "self_attention/layer_norm",
-                          f"layers.{i}.qkv": p + "self_attention/linear_0",
-                          f"layers.{i}.proj": p + "self_attention/linear_1",
-                          f"layers.{i}.ln2": p + "ffn/layer_norm",
-                          f"layers.{i}.fc1": p + "ffn/linear_0", f"layers.{i}.fc2": p + "ffn/linear_1"})
+            pairs.update(_layer_pairs(i, ffn_norm="ln2"))
         self.load_state_dict(_state(w, "encoder", pairs))
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -175,16 +179,8 @@ class WhisperDecoder(nn.Module):
         self.register_buffer("positions", w["decoder/position_encodings/encodings"], persistent=False)
         pairs = {"ln": "layer_norm"}
         for i in range(n):
-            p = f"layer_{i}/"
-            pairs.update({f"layers.{i}.ln1": p + "self_attention/layer_norm",
-                          f"layers.{i}.qkv": p + "self_attention/linear_0",
-                          f"layers.{i}.proj": p + "self_attention/linear_1",
-                          f"layers.{i}.ln2": p + "attention/layer_norm",
-                          f"layers.{i}.q": p + "attention/linear_0",
-                          f"layers.{i}.kv": p + "attention/linear_1",
-                          f"layers.{i}.cross_proj": p + "attention/linear_2",
-                          f"layers.{i}.ln3": p + "ffn/layer_norm",
-                          f"layers.{i}.fc1": p + "ffn/linear_0", f"layers.{i}.fc2": p + "ffn/linear_1"})
+            pairs.update(_layer_pairs(i, ffn_norm="ln3", ln2="attention/layer_norm", q="attention/linear_0",
+                                      kv="attention/linear_1", cross_proj="attention/linear_2"))
         self.load_state_dict({"embed.weight": w["decoder/embeddings/weight"], **_state(w, "decoder", pairs)})
 
     def forward(self, tokens: torch.Tensor, audio: torch.Tensor, last: bool = False) -> torch.Tensor:
