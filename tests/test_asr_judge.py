@@ -74,6 +74,23 @@ def test_the_torch_decoder_transcribes_as_ctranslate2_does(reader):
     assert len(theirs) > 5 and ours == theirs
 
 
+def test_incremental_decoding_gives_the_full_passes_logits(reader):
+    """transcript() decodes one token per step from cached keys and values: each step's logits are
+    those of the whole sequence decoded at once, for every row of a batch."""
+    mel = mel_spectrogram(torch.from_numpy(load_audio(CLIP, 22050)))[None]
+    with torch.no_grad():
+        audio = reader(torch.cat([mel[:, :, 20:148], mel[:, :, 150:278]]))
+        tokens = reader.transcript(audio, max_tokens=8)
+        full = reader.decoder(tokens, audio)                                  # (2, L, vocab)
+        caches = [{} for _ in reader.decoder.layers]
+        p = len(reader.prompt)
+        steps = [reader.decoder(tokens[:, :p], audio, last=True, caches=caches)]
+        steps += [reader.decoder(tokens[:, i:i + 1], audio, last=True, caches=caches)
+                  for i in range(p, tokens.shape[1])]
+    assert tokens.shape[1] > p + 1
+    torch.testing.assert_close(torch.stack(steps, 1), full[:, p - 1:], atol=1e-3, rtol=1e-4)
+
+
 def test_word_loss_is_zero_for_the_same_words_and_trains_the_mel(reader):
     """The same audio reads the same (loss 0); other words read differently; gradients reach the mel."""
     mel = mel_spectrogram(torch.from_numpy(load_audio(CLIP, 22050)))[None]

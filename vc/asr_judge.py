@@ -154,13 +154,25 @@ class _DecoderLayer(nn.Module):
         self.q, self.kv, self.cross_proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
         self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
 
-    def forward(self, x, audio):
+    def forward(self, x, audio, cache: dict | None = None):
+        """x (B, t, dim) -> (B, t, dim). With ``cache`` (a dict, empty at first) the layer keeps its
+        self-attention keys and values and the audio's cross-attention keys and values: a later call
+        passes only the one new position (t = 1), which sees every earlier one."""
         (b, t, d), s, h = x.shape, audio.shape[1], self.heads
         q, k, v = self.qkv(self.ln1(x)).view(b, t, 3, h, d // h).permute(2, 0, 3, 1, 4)
-        x = x + self.proj(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, d))
+        past = cache is not None and "k" in cache
+        if past:
+            assert t == 1, "an incremental step takes one new position"
+            k, v = torch.cat([cache["k"], k], 2), torch.cat([cache["v"], v], 2)
+        x = x + self.proj(F.scaled_dot_product_attention(q, k, v, is_causal=not past).transpose(1, 2).reshape(b, t, d))
         q = self.q(self.ln2(x)).view(b, t, h, d // h).transpose(1, 2)
-        k, v = self.kv(audio).view(b, s, 2, h, d // h).permute(2, 0, 3, 1, 4)
-        x = x + self.cross_proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d))
+        if past:
+            ck, cv = cache["ck"], cache["cv"]
+        else:
+            ck, cv = self.kv(audio).view(b, s, 2, h, d // h).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            cache.update(k=k, v=v, ck=ck, cv=cv)
+        x = x + self.cross_proj(F.scaled_dot_product_attention(q, ck, cv).transpose(1, 2).reshape(b, t, d))
         return x + self.fc2(F.gelu(self.fc1(self.ln3(x))))
 
 
@@ -183,11 +195,15 @@ class WhisperDecoder(nn.Module):
                                       kv="attention/linear_1", cross_proj="attention/linear_2"))
         self.load_state_dict({"embed.weight": w["decoder/embeddings/weight"], **_state(w, "decoder", pairs)})
 
-    def forward(self, tokens: torch.Tensor, audio: torch.Tensor, last: bool = False) -> torch.Tensor:
-        """-> logits (B, L, vocab), or (B, vocab) of the last position only with ``last``."""
-        x = self.embed(tokens) + self.positions[: tokens.shape[1]]
-        for layer in self.layers:
-            x = layer(x, audio)
+    def forward(self, tokens: torch.Tensor, audio: torch.Tensor, last: bool = False,
+                caches: list[dict] | None = None) -> torch.Tensor:
+        """-> logits (B, L, vocab), or (B, vocab) of the last position only with ``last``. With
+        ``caches`` (one dict per layer, empty at first) decoding is incremental: the first call
+        takes the prompt, each later call only the one token that follows (see _DecoderLayer)."""
+        start = caches[0]["k"].shape[2] if caches and caches[0] else 0
+        x = self.embed(tokens) + self.positions[start: start + tokens.shape[1]]
+        for i, layer in enumerate(self.layers):
+            x = layer(x, audio, caches[i] if caches else None)
         return self.ln(x[:, -1] if last else x) @ self.embed.weight.t()
 
 
@@ -223,13 +239,18 @@ class WhisperJudge(nn.Module):
         tokens are never chosen. Short crops can make Whisper repeat itself: ``max_tokens`` caps it."""
         tokens = torch.tensor([self.prompt] * features.shape[0], device=features.device)
         done = torch.zeros(features.shape[0], dtype=torch.bool, device=features.device)
-        for _ in range(max_tokens):
-            logits = self.decoder(tokens, features, last=True).float()
-            logits[:, self.eot + 1:] = float("-inf")
-            nxt = torch.where(done, self.eot, logits.argmax(-1))
-            tokens, done = torch.cat([tokens, nxt[:, None]], 1), done | (nxt == self.eot)
-            if done.all():
-                break
+        caches = [{} for _ in self.decoder.layers]          # keys and values: one token per step
+        # in float32: under bf16 autocast every step would cast the 20M-entry output layer again
+        with torch.autocast(features.device.type, enabled=False):
+            features = features.float()
+            logits = self.decoder(tokens, features, last=True, caches=caches)
+            for i in range(max_tokens):
+                logits[:, self.eot + 1:] = float("-inf")
+                nxt = torch.where(done, self.eot, logits.argmax(-1))
+                tokens, done = torch.cat([tokens, nxt[:, None]], 1), done | (nxt == self.eot)
+                if done.all() or i == max_tokens - 1:
+                    break
+                logits = self.decoder(nxt[:, None], features, last=True, caches=caches)
         return tokens
 
     def word_loss(self, heard: torch.Tensor, said: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
