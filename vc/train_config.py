@@ -52,6 +52,9 @@ class TrainConfig:
     asr_words: float = 0.0                      # weight: Whisper's decoder reads the same words from the swap
                                                 # as from its input (KL of next-token distributions along
                                                 # Whisper's transcript of the input; vc.asr_judge.word_loss)
+    asr_words_on: str = "swap"                  # which output Whisper's decoder reads: "swap", "recon" (the
+                                                # reconstruction: words for the autoencoder itself, no pull
+                                                # on the swap's voice) or "both" (the mean of the two)
     asr_norm: bool = False                      # compare Whisper features instance-normalised over time
                                                 # (per channel), without each utterance's own statistics
     detail_weight: float = 0.0                  # weight: L1 of the reconstruction's differences along the mel
@@ -103,6 +106,8 @@ class TrainConfig:
         """Refuse settings that cannot work together (a ValueError naming them), before any data is read."""
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision: 'fp32' or 'bf16', not {self.precision!r}")
+        if self.asr_words_on not in ("swap", "recon", "both"):
+            raise ValueError(f"asr_words_on: 'swap', 'recon' or 'both', not {self.asr_words_on!r}")
         if self.speaker_judge not in ("own", "resemblyzer", "campplus", "resemblyzer+campplus"):
             raise ValueError("speaker_judge: 'own', 'resemblyzer', 'campplus' or 'resemblyzer+campplus', "
                              f"not {self.speaker_judge!r}")

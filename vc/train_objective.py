@@ -59,7 +59,7 @@ class RunObjective:
         cfg = r.cfg
         seg, ref, spk = (t.to(r.device) for t in batch[:3])
         cycle = (cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or cfg.swap_envelope > 0
-                 or (cfg.asr_weight > 0 and cfg.asr_on_swap) or cfg.asr_words > 0)
+                 or (cfg.asr_weight > 0 and cfg.asr_on_swap) or (cfg.asr_words > 0 and cfg.asr_words_on != "recon"))
         with r.autocast():
             out = r.ae(r.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
                        swap_strength=cfg.swap_strength,
@@ -107,11 +107,12 @@ class RunObjective:
         if self.asr_judge is not None:   # Whisper hears the input's words in what the decoder made
             with r.autocast(), torch.no_grad():
                 said = self.asr_judge(seg).float()
-            heard_swap = None
+            heard_recon = heard_swap = None
             if cfg.asr_weight > 0:
                 outputs = [out.recon] + ([out.swapped] if cfg.asr_on_swap and out.swapped is not None else [])
                 with r.autocast():
                     heard = [self.asr_judge(o).float() for o in outputs]
+                heard_recon = heard[0]
                 if len(outputs) > 1:
                     heard_swap = heard[1]
                 target = said
@@ -119,12 +120,18 @@ class RunObjective:
                     target, *heard = (instance_norm(f.transpose(1, 2)).transpose(1, 2) for f in (target, *heard))
                 m["loss/asr"] = a = sum(losses.cosine_distance(h, target, dim=-1) for h in heard) / len(heard)
                 loss = loss + cfg.asr_weight * a
-            if cfg.asr_words > 0:        # ... and reads the same words from the swap (its decoder; no voice in text)
-                with r.autocast():
-                    if heard_swap is None:
-                        heard_swap = self.asr_judge(out.swapped).float()
+            if cfg.asr_words > 0:        # ... and reads the same words from the swap and/or the reconstruction
+                with r.autocast():     # (its decoder; no voice in text)
+                    heard_words = []
+                    if cfg.asr_words_on in ("recon", "both"):
+                        heard_words.append(heard_recon if heard_recon is not None
+                                           else self.asr_judge(out.recon).float())
+                    if cfg.asr_words_on in ("swap", "both"):
+                        heard_words.append(heard_swap if heard_swap is not None
+                                           else self.asr_judge(out.swapped).float())
                     tokens = self.asr_judge.transcript(said, max_tokens=int(2 + 6 * seg.shape[-1] * r.mel_cfg.hop_length / r.mel_cfg.sample_rate))
-                    m["loss/asr_words"] = w = self.asr_judge.word_loss(heard_swap, said, tokens)
+                    m["loss/asr_words"] = w = sum(self.asr_judge.word_loss(h, said, tokens)
+                                                  for h in heard_words) / len(heard_words)
                 loss = loss + cfg.asr_words * w
         if self.dvectors is not None:    # the speaker vector predicts the reference's d-vector
             from .dvectors import lookup
