@@ -251,6 +251,7 @@ OPTIONS = {
     # 1e-4 (about lr per weight) overshot it (+0.05), at 3e-5 it falls (-0.12)
     "asr_words": dict(asr_words=1.0, lr=3e-5),
     "asr_words_on_reconstruction": dict(asr_words=1.0, asr_words_on="recon", lr=3e-5),
+    "asr_words_on_both": dict(asr_words=1.0, asr_words_on="both", lr=3e-5),
 }
 
 
