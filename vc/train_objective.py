@@ -54,7 +54,8 @@ class RunObjective:
         reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
         Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
-        + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the spectral detail of the reconstruction + the critic's verdicts."""
+        + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the spectral detail
+        of the reconstruction + the critic's verdicts."""
         r = self.run
         cfg = r.cfg
         seg, ref, spk = (t.to(r.device) for t in batch[:3])
