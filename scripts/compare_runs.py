@@ -16,6 +16,10 @@ found in several of the joined folders (two training seeds of a recipe, scored o
 ``seed0/val_eval+seed1/val_eval``) is one pair whose every metric is the mean over those folders:
 the bootstrap still resamples pairs, not seeds.
 
+Each verifier's similarity is also shown against *another* clip of the target speaker (the
+pair's ceiling clip: `sim_other`, `ecapa_sim_other`): envelope matching copies from the target
+clip itself, so a change seen against that clip only may be the clip's, not the speaker's.
+
 ``--by target`` (or ``source``) repeats the comparison within groups of pairs whose target (or
 source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
 under 15: speechocean762's are 6-14) apart. `val` has speechocean762 speakers only, half of them
@@ -40,6 +44,7 @@ from vc.evaluate.report import bootstrap_ci  # noqa: E402
 # (system, metric, label, scale): scale 100 shows a share in points
 METRICS = [("converted", "sim_target", "Resemblyzer sim to target", 1),
            ("converted", "sim_source", "Resemblyzer sim to source", 1),
+           ("converted", "sim_other", "Resemblyzer sim to another target clip", 1),
            ("converted", "ecapa_sim_target", "ECAPA sim to target", 1),
            ("converted", "ecapa_sim_source", "ECAPA sim to source", 1),
            ("converted", "ecapa_margin", "ECAPA margin (target - source)", 1),

@@ -112,3 +112,22 @@ def test_the_same_pairs_in_joined_folders_are_averaged_not_overwritten(compare, 
     rows = {r["metric"]: r for r in compare.paired(compare.read_results(f"{base}+{base}"), pooled)}
     cer = rows["CER converted, capped (points)"]
     assert cer["n"] == 3 and abs(cer["diff"]) < 1e-9     # (0.2 + 0.4) / 2 against 0.3
+
+
+def test_similarity_to_another_target_clip_is_its_own_row(compare, tmp_path):
+    """Both verifiers' similarity to another clip of the target is compared beside the similarity
+    to the target clip: a candidate that nears the clip it copied from, not the speaker, shows."""
+    def folder(name, clip_shift):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text("\n".join(json.dumps(
+            {"key": str(i), "systems": {"converted": {
+                "sim_target": 0.7 + i / 200 + clip_shift, "sim_other": 0.65 + i / 200,
+                "ecapa_sim_target": 0.3 + i / 200 + clip_shift, "ecapa_sim_other": 0.25 + i / 200}}})
+            for i in range(30)) + "\n")
+        return compare.read_results(tmp_path / name)
+    rows = {r["metric"]: r for r in compare.paired(folder("a", 0.0), folder("b", 0.02))}
+    for verifier in ("Resemblyzer", "ECAPA"):
+        assert rows[f"{verifier} sim to target"]["diff"] == pytest.approx(0.02)
+        assert rows[f"{verifier} sim to target"]["significant"]
+        assert rows[f"{verifier} sim to another target clip"]["diff"] == pytest.approx(0.0)
+        assert not rows[f"{verifier} sim to another target clip"]["significant"]
