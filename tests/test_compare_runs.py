@@ -20,6 +20,14 @@ def write(folder: Path, rows):
     return folder
 
 
+def scored(compare, folder: Path, converted: list[dict]):
+    """A results.jsonl whose pair i has the converted system's metrics ``converted[i]``, read back."""
+    folder.mkdir(parents=True)
+    (folder / "results.jsonl").write_text("\n".join(
+        json.dumps({"key": str(i), "systems": {"converted": m}}) for i, m in enumerate(converted)) + "\n")
+    return compare.read_results(folder)
+
+
 def test_paired_difference(compare, tmp_path, capsys):
     rng = np.random.default_rng(0)
     spread = rng.uniform(0.2, 0.8, 40)                       # pairs differ a lot from each other
@@ -46,15 +54,11 @@ def test_missing_results_is_one_line(compare, tmp_path):
 
 
 def test_ecapa_margin_is_target_minus_source_per_pair(compare, tmp_path):
-    def folder(name, pairs):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.jsonl").write_text("\n".join(json.dumps(
-            {"key": str(i), "systems": {"converted": {"ecapa_sim_target": t, "ecapa_sim_source": s}}})
-            for i, (t, s) in enumerate(pairs)) + "\n")
-        return compare.read_results(tmp_path / name)
     # the candidate nears the target by 0.01 and the source by 0.04: the margin falls by 0.03
-    base = folder("a", [(0.2 + i / 100, 0.1) for i in range(30)])
-    cand = folder("b", [(0.21 + i / 100, 0.14) for i in range(30)])
+    base = scored(compare, tmp_path / "a", [{"ecapa_sim_target": 0.2 + i / 100, "ecapa_sim_source": 0.1}
+                                            for i in range(30)])
+    cand = scored(compare, tmp_path / "b", [{"ecapa_sim_target": 0.21 + i / 100, "ecapa_sim_source": 0.14}
+                                            for i in range(30)])
     margin = {r["metric"]: r for r in compare.paired(base, cand)}["ECAPA margin (target - source)"]
     assert margin["diff"] == pytest.approx(-0.03) and margin["significant"]
 
@@ -118,13 +122,10 @@ def test_similarity_to_another_target_clip_is_its_own_row(compare, tmp_path):
     """Both verifiers' similarity to another clip of the target is compared beside the similarity
     to the target clip: a candidate that nears the clip it copied from, not the speaker, shows."""
     def folder(name, clip_shift):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "results.jsonl").write_text("\n".join(json.dumps(
-            {"key": str(i), "systems": {"converted": {
-                "sim_target": 0.7 + i / 200 + clip_shift, "sim_other": 0.65 + i / 200,
-                "ecapa_sim_target": 0.3 + i / 200 + clip_shift, "ecapa_sim_other": 0.25 + i / 200}}})
-            for i in range(30)) + "\n")
-        return compare.read_results(tmp_path / name)
+        return scored(compare, tmp_path / name, [
+            {"sim_target": 0.7 + i / 200 + clip_shift, "sim_other": 0.65 + i / 200,
+             "ecapa_sim_target": 0.3 + i / 200 + clip_shift, "ecapa_sim_other": 0.25 + i / 200}
+            for i in range(30)])
     rows = {r["metric"]: r for r in compare.paired(folder("a", 0.0), folder("b", 0.02))}
     for verifier in ("Resemblyzer", "ECAPA"):
         assert rows[f"{verifier} sim to target"]["diff"] == pytest.approx(0.02)
