@@ -22,9 +22,10 @@ Inference-only variants: a config with `score_only: CKPT` (relative to the confi
 trained; that checkpoint is scored as it is. `strength: S` in any config is passed to `vc evaluate
 --strength` (vc.convert: source + S * (target - source) of the speaker vectors), `adapt: N` to
 `vc evaluate --adapt` (speaker vectors refined by N steps), `match: W` to `vc evaluate --match`
-(envelope matching, vc/match.py), and `vocoder: NAME` to `vc evaluate
+(envelope matching, vc/match.py), `match_high: W` to `vc evaluate --match-high` (high-band
+matching, vc/match.py), and `vocoder: NAME` to `vc evaluate
 --vocoder` (a .pt file of HiFi-GAN generator weights is relative to the config's folder), never to
-training. A fine-tune that sets no `strength` or `match` is scored with those of the model it
+training. A fine-tune that sets no `strength`, `match` or `match_high` is scored with those of the model it
 starts from (`init_from`'s meta, e.g. 1.25 for v9), as its users would convert with it.
 """
 from __future__ import annotations
@@ -94,6 +95,7 @@ def train_jobs(configs, runs: Path, data: str, minutes: float):
         cfg.pop("adapt", None)
         cfg.pop("vocoder", None)
         cfg.pop("match", None)
+        cfg.pop("match_high", None)
         cfg.update(max_minutes=minutes, threads=1)
         out = runs / config.stem
         out.mkdir(parents=True, exist_ok=True)
@@ -107,15 +109,16 @@ def train_jobs(configs, runs: Path, data: str, minutes: float):
 
 
 def inference_settings(config: Path) -> dict:
-    """The config's inference keys; `strength` and `match` it lacks come from the meta of its
+    """The config's inference keys; `strength`, `match` and `match_high` it lacks come from the meta of its
     `init_from` (a warm start converts as the model it starts from unless told otherwise)."""
     settings = yaml.safe_load(config.read_text()) or {}
     init = settings.get("init_from")
-    if init and not settings.get("score_only") and ("strength" not in settings or "match" not in settings):
+    keys = ("strength", "match", "match_high")
+    if init and not settings.get("score_only") and any(key not in settings for key in keys):
         import torch
         path = Path(init) if Path(init).is_absolute() else ROOT / init      # vc train runs in ROOT
         meta = torch.load(path, map_location="cpu", weights_only=True).get("meta", {})
-        for key in ("strength", "match"):
+        for key in keys:
             if key not in settings and meta.get(key) is not None:
                 settings[key] = meta[key]
                 print(f"  {config.stem}: {key} {meta[key]} from {path.name}'s meta")
@@ -151,6 +154,8 @@ def eval_jobs(configs, runs: Path, data: str, pairs: int, draws: int = 1):
             cmd += ["--adapt", str(adapt)]
         if settings.get("match") is not None:
             cmd += ["--match", str(settings["match"])]
+        if settings.get("match_high") is not None:
+            cmd += ["--match-high", str(settings["match_high"])]
         if vocoder:
             cmd += ["--vocoder", str((config.parent / vocoder).resolve()) if vocoder.endswith(".pt") else vocoder]
         for draw in range(draws):

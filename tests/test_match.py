@@ -1,5 +1,6 @@
-"""vc.match: which frames count as speech, the nearest frames, the envelope, and envelope matching
-on every path that converts (Converter, the commands, vc batch, vc evaluate, the page)."""
+"""vc.match: which frames count as speech, the nearest frames, the envelope, envelope matching
+on every path that converts (Converter, the commands, vc batch, vc evaluate, the page), and
+high-band matching."""
 import pytest
 import soundfile as sf
 import torch
@@ -181,3 +182,76 @@ def test_live_conversion_matches_too(tiny_checkpoint, example_clips):
         live = Live(conv, voice.vector, voice.frames)
         assert (live.frames is None) == (w == 0.0)
     assert outs[0.0].shape == outs[0.5].shape and abs(outs[0.0] - outs[0.5]).max() > 1e-4
+
+
+def high_band_case():
+    """Frames 0-3 sonorant (low bands 4 nats above the high ones), 4-5 a fricative (the high bands
+    louder); a bank of two real frames, the first near the sonorant frames."""
+    mel = torch.full((80, 6), -8.0)
+    mel[:40, :4] = -4.0
+    mel[40:, 4:] = -3.0
+    bank = torch.stack([torch.full((80,), -4.5), torch.full((80,), -1.0)], 1)
+    bank[40:, 0] = -6.0                                            # its high bands: 2 nats above the frames'
+    return mel, bank
+
+
+def test_high_band_matching_moves_the_high_bands_of_sonorant_frames_only():
+    mel, bank = high_band_case()
+    assert match.match_high(mel, bank, 0.0) is mel
+    torch.testing.assert_close(match.match_high(mel, bank[:, :0], 0.5), mel)      # no speech frames
+    out = match.match_high(mel, bank, 0.5, k=1)
+    torch.testing.assert_close(out[:40], mel[:40])                               # below the ramp: as it was
+    torch.testing.assert_close(out[:, 4:], mel[:, 4:])                           # the fricative: as it was
+    near = match.nearest_frames(mel, bank, 1)
+    torch.testing.assert_close(out[50:, :4], mel[50:, :4] + 0.5 * (near[50:, :4] - mel[50:, :4]))
+    assert (out[50:, :4] - mel[50:, :4]).mean().item() == pytest.approx(0.5 * 2.0)  # half way to its match
+    ramp = (out[40:50, 0] - mel[40:50, 0]) / (out[50, 0] - mel[50, 0])
+    torch.testing.assert_close(ramp, torch.arange(10) / 10.0)                   # linear up to band 50
+
+
+def test_sonorance_is_one_for_vowels_and_zero_for_fricatives_and_silence():
+    mel, _ = high_band_case()
+    torch.testing.assert_close(match.sonorance(mel), torch.tensor([1.0, 1, 1, 1, 0, 0]))
+    assert match.sonorance(torch.full((80, 3), -11.0)).eq(0).all()                # flat silence
+    half = torch.full((80, 1), -8.0)
+    half[:40] = -8.0 + match.SONORANT_NATS / 2
+    assert match.sonorance(half).item() == pytest.approx(0.5)
+
+
+def test_a_model_carries_its_default_high_band_matching_and_the_converter_applies_it(tmp_path, wav_a, wav_b):
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, tiny_model(), MelConfig(), meta={"match_high": 0.5})
+    conv = load(path, vocoder="griffinlim")
+    assert conv.match == 0.0 and conv.match_high == 0.5
+    plain = load(path, vocoder="griffinlim", match_high=0.0)
+    assert plain.match_high == 0.0 and plain.target(str(wav_b)).frames is None
+    with torch.inference_mode():
+        src = conv.mel(conv.load(str(wav_a)))
+        voice = conv.target(str(wav_b))                               # frames kept for high-band matching alone
+        torch.testing.assert_close(voice.frames, match.speech_frames(conv.mel(conv.load(str(wav_b)))))
+        expected = match.match_high(plain.convert_mel(src, voice.vector), voice.frames, 0.5)
+        torch.testing.assert_close(conv.convert_mel(src, voice.vector, frames=voice.frames), expected)
+        both = load(path, vocoder="griffinlim", match=0.25)           # envelope first, then the high bands
+        env = match.match_envelope(plain.convert_mel(src, voice.vector), voice.frames, 0.25)
+        torch.testing.assert_close(both.convert_mel(src, voice.vector, frames=voice.frames),
+                                   match.match_high(env, voice.frames, 0.5))
+    with pytest.raises(ValueError, match="match-high 2: give a number from 0"):
+        load(path, vocoder="griffinlim", match_high=2)
+
+
+def test_match_high_option_changes_the_output_and_export_stores_it(tmp_path, tiny_checkpoint, wav_a, wav_b, capsys):
+    written = {}
+    for w in ("0", "1"):
+        out = tmp_path / f"out{w}" / "a.wav"
+        assert main(["convert", str(wav_a), str(wav_b), "-o", str(out), "--model", str(tiny_checkpoint),
+                     "--vocoder", "griffinlim", "--match-high", w]) == 0
+        written[w], _ = sf.read(str(out))
+    assert written["0"].shape == written["1"].shape and abs(written["0"] - written["1"]).max() > 1e-4
+    capsys.readouterr()
+    assert main(["swap", str(wav_a), str(wav_b), "-o", str(tmp_path / "bad"), "--model", str(tiny_checkpoint),
+                 "--vocoder", "griffinlim", "--match-high", "-1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--match-high -1: give a number from 0 (off) to 1" in err[0], err
+    stored = tmp_path / "m.pt"
+    assert main(["export", str(tiny_checkpoint), "-o", str(stored), "--match-high", "0.5"]) == 0
+    assert load(stored, vocoder="griffinlim").match_high == 0.5

@@ -96,20 +96,20 @@ def test_an_inference_only_config_is_scored_as_it_is_with_its_strength(screen, t
     config = tmp_path / "v_s15.yaml"
     shutil.copy(tiny_checkpoint, tmp_path / "model.pt")
     config.write_text("# what: the model as it is, strength 1.5\nscore_only: model.pt\nstrength: 1.5\nadapt: 30\n"
-                      "vocoder: tuned.pt\nmatch: 0.25\n")
+                      "vocoder: tuned.pt\nmatch: 0.25\nmatch_high: 0.5\n")
     assert screen.train_jobs([config], runs, "manifest.tsv", 10) == []          # nothing to train
     (cmd, _), = screen.eval_jobs([config], runs, "manifest.tsv", 40)
     assert cmd[cmd.index("--model") + 1] == str((tmp_path / "model.pt").resolve())
     assert cmd[cmd.index("--strength") + 1] == "1.5" and cmd[cmd.index("--adapt") + 1] == "30"
     assert cmd[cmd.index("--vocoder") + 1] == str((tmp_path / "tuned.pt").resolve())   # beside the config
-    assert cmd[cmd.index("--match") + 1] == "0.25"
+    assert cmd[cmd.index("--match") + 1] == "0.25" and cmd[cmd.index("--match-high") + 1] == "0.5"
     assert not (runs / "v_s15" / "screen_model.pt").exists()                    # no export of a copy
     first, second = screen.eval_jobs([config], runs, "manifest.tsv", 40, draws=2)
     assert first[0] == cmd and "--seed" not in cmd                              # draw 0: as before
     assert second[0][second[0].index("--out") + 1] == str(runs / "v_s15" / "val_eval_seed1")
     assert second[0][second[0].index("--seed") + 1] == "1" and second[1] != first[1]   # its own log
     trained = tmp_path / "t.yaml"
-    trained.write_text("steps: 10\nstrength: 2.0\nadapt: 30\nvocoder: griffinlim\nmatch: 0.5\n")
+    trained.write_text("steps: 10\nstrength: 2.0\nadapt: 30\nvocoder: griffinlim\nmatch: 0.5\nmatch_high: 0.5\n")
     (cmd, _), = screen.train_jobs([trained], runs, "manifest.tsv", 10)
     assert "strength" not in (runs / "t.config.yaml").read_text()               # never a training key
     assert "adapt" not in (runs / "t.config.yaml").read_text()
@@ -119,7 +119,8 @@ def test_an_inference_only_config_is_scored_as_it_is_with_its_strength(screen, t
 
 def test_a_fine_tune_is_scored_with_the_strength_and_match_of_the_model_it_starts_from(screen, tmp_path, tiny_checkpoint):
     from vc.checkpoint import export_checkpoint
-    start = export_checkpoint(tiny_checkpoint, tmp_path / "start.pt", meta={"strength": 1.25, "match": 0.25})
+    start = export_checkpoint(tiny_checkpoint, tmp_path / "start.pt",
+                              meta={"strength": 1.25, "match": 0.25, "match_high": 0.5})
     runs = tmp_path / "runs"
     for name, extra in (("plain", ""), ("own", "strength: 2.0\nmatch: 0\n")):
         out = runs / name
@@ -129,3 +130,4 @@ def test_a_fine_tune_is_scored_with_the_strength_and_match_of_the_model_it_start
     (plain, _), (own, _) = screen.eval_jobs([tmp_path / "plain.yaml", tmp_path / "own.yaml"], runs, "m.tsv", 40)
     assert plain[plain.index("--strength") + 1] == "1.25" and plain[plain.index("--match") + 1] == "0.25"
     assert own[own.index("--strength") + 1] == "2.0" and own[own.index("--match") + 1] == "0"   # the config wins
+    assert plain[plain.index("--match-high") + 1] == "0.5" == own[own.index("--match-high") + 1]

@@ -79,13 +79,14 @@ class Worker:
 
     def __init__(self, model: str, vocoder: str, device: str, threads: int, precision: str = "auto",
                  max_seconds: float | None = None, strength: float | None = None, adapt_steps: int = 0,
-                 match: float | None = None):
+                 match: float | None = None, match_high: float | None = None):
         import torch
         from .convert import load
         torch.set_num_threads(threads)
         limit = {} if max_seconds is None else {"max_seconds": max_seconds}
         self.conv = load(model, vocoder=vocoder, device=device, precision=precision, strength=strength,
-                         adapt_steps=adapt_steps, match=match, **limit)
+                         adapt_steps=adapt_steps, match=match,
+                         match_high=match_high, **limit)
         noise = np.random.default_rng(0).uniform(-0.1, 0.1, self.conv.sample_rate).astype(np.float32)
         self.conv.vocode(self.conv.mel(noise))   # warm-up: first calls set up filters and kernels
 
@@ -281,13 +282,13 @@ def run(args) -> int:
     start, interrupted = time.perf_counter(), False
     if todo:
         settings = (str(model), args.vocoder, args.device, threads, args.precision, max_seconds(args),
-                    args.strength, args.adapt, args.match)
+                    args.strength, args.adapt, args.match, args.match_high)
         if workers == 1:
             worker = Worker(*settings)
         else:                                # each pool process loads its own; a bad model or
             from .convert import load        # device should stop the command here, though
             load(str(model), vocoder=args.vocoder, device=args.device, precision=args.precision,
-                 strength=args.strength, adapt_steps=args.adapt, match=args.match)
+                 strength=args.strength, adapt_steps=args.adapt, match=args.match, match_high=args.match_high)
             worker = None
         from .vocoder import resolve_precision
         precision = f" ({resolve_precision(args.precision, args.device)})" if args.vocoder == "hifigan" else ""

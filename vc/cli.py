@@ -48,6 +48,10 @@ def add_model_options(p: argparse.ArgumentParser, vocoder: bool = True):
                    help="envelope matching: move each output frame's spectral envelope by W (0 = off, "
                         "up to 1) toward its nearest real frames of the target (vc/match.py; "
                         "default: the model's own, see MODEL_CARD.md)")
+    p.add_argument("--match-high", type=float, metavar="W",
+                   help="high-band matching: move the bands above ~2.5 kHz of each vowel-like output "
+                        "frame by W (0 = off, up to 1) toward its nearest real frames of the target "
+                        "(vc/match.py; default: the model's own, see MODEL_CARD.md)")
     p.add_argument("--adapt", type=int, default=0, metavar="N",
                    help="refine each clip's speaker vector by N steps, until the decoder rebuilds the "
                         "clip best with it (one-shot adaptation; ~1 s per clip per 50 steps on one core; "
@@ -76,8 +80,8 @@ def _set_threads():
 
 
 def check_strength_option(args):
-    """--strength, if given, from 0 to vc.convert.MAX_STRENGTH, --match, if given, from 0 to
-    vc.match.MAX_WEIGHT, and --adapt (UsageError)."""
+    """--strength, if given, from 0 to vc.convert.MAX_STRENGTH, --match and --match-high, if given,
+    from 0 to vc.match.MAX_WEIGHT, and --adapt (UsageError)."""
     from .convert import check_adapt_steps, check_strength
     from .match import check_weight
     try:
@@ -85,6 +89,8 @@ def check_strength_option(args):
             check_strength(args.strength)
         if getattr(args, "match", None) is not None:
             check_weight(args.match)
+        if getattr(args, "match_high", None) is not None:
+            check_weight(args.match_high, "match-high")
         check_adapt_steps(getattr(args, "adapt", 0))
     except ValueError as e:
         raise UsageError(f"--{e}") from None
@@ -117,7 +123,7 @@ def cmd_convert(args) -> int:
     check_output(args.output, inputs=(args.source, args.target))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
                    max_seconds=max_seconds(args), strength=args.strength, match=args.match,
-                   adapt_steps=args.adapt)
+                   match_high=args.match_high, adapt_steps=args.adapt)
     warn_not_speech(conv, args, (args.source, args.target))
     out = conv.convert_file(args.source, args.target, args.output)
     print(f"wrote {out}  ({args.source}'s words in {args.target}'s voice)")
@@ -136,7 +142,7 @@ def cmd_swap(args) -> int:
         check_output(out / name, inputs=(args.a, args.b))
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, precision=args.precision,
                    max_seconds=max_seconds(args), strength=args.strength, match=args.match,
-                   adapt_steps=args.adapt)
+                   match_high=args.match_high, adapt_steps=args.adapt)
     warn_not_speech(conv, args, (args.a, args.b))
     ab, ba = conv.swap(args.a, args.b)
     for name, wav, what in ((name_ab, ab, f"{args.a}'s words in {args.b}'s voice"),
@@ -167,7 +173,8 @@ def cmd_export(args) -> int:
             raise CheckpointError(f"{path}: checkpoint not found")
     check_strength_option(args)
     check_output_file(args.output, inputs=args.checkpoint)
-    meta = {k: v for k, v in (("strength", args.strength), ("match", args.match)) if v is not None}
+    meta = {k: v for k, v in (("strength", args.strength), ("match", args.match),
+                              ("match_high", args.match_high)) if v is not None}
     if args.note:
         meta["note"] = args.note
     out = export_checkpoint(args.checkpoint, args.output, meta=meta, ema=not args.raw)
@@ -224,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: the checkpoint's own, else 1)")
     p.add_argument("--match", type=float, metavar="W",
                    help="the envelope-matching weight the model uses by default (stored in the file; "
+                        "default: the checkpoint's own, else 0)")
+    p.add_argument("--match-high", type=float, metavar="W",
+                   help="the high-band matching weight the model uses by default (stored in the file; "
                         "default: the checkpoint's own, else 0)")
     p.add_argument("--note", help="a line about the model, stored in the file (meta['note'])")
     p.add_argument("--raw", action="store_true",

@@ -16,7 +16,10 @@ says how it was chosen); ``vc.load(strength=...)`` and ``--strength`` override i
 
 Envelope matching (vc.match): with ``match`` w > 0, each output frame's spectral envelope moves by w
 toward its nearest real speech frames of the target clip(s). Default: the model's
-``meta["match"]``, else 0 (off); ``vc.load(match=...)`` and ``--match`` override it.
+``meta["match"]``, else 0 (off); ``vc.load(match=...)`` and ``--match`` override it. High-band
+matching (vc.match.match_high): with ``match_high`` w > 0, the bands above ~2.5 kHz of each sonorant
+output frame move by w toward its nearest real target frames, fine structure included. Default:
+``meta["match_high"]``, else 0; ``vc.load(match_high=...)`` and ``--match-high`` override it.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import torch
 from .audio import MAX_SECONDS, check_output, check_waveform, load_audio, match_loudness, save_audio
 from .checkpoint import load_model
 from .features import MelConfig, mel_spectrogram
-from .match import check_weight, match_envelope, speech_frames
+from .match import check_weight, match_envelope, match_high, speech_frames
 from .model import VoiceConverter, toward
 from .pitch import pitch_features
 from .vocoder import CHUNK_FRAMES, get_vocoder, resolve_precision, vocode_chunked
@@ -126,7 +129,7 @@ class Timings:
 
 @dataclass
 class Voice:
-    """A target voice: its speaker vector (speaker_dim,) and, when envelope matching is on, the
+    """A target voice: its speaker vector (speaker_dim,) and, when matching (either kind) is on, the
     speech frames (n_mels, S) of its clips (else None)."""
     vector: torch.Tensor
     frames: torch.Tensor | None = None
@@ -144,7 +147,7 @@ class Converter:
     def __init__(self, model: VoiceConverter, mel_cfg: MelConfig = MelConfig(), vocoder: str = "hifigan",
                  device: str = "cpu", max_seconds: float = MAX_SECONDS, meta: dict | None = None,
                  precision: str = "auto", chunk_frames: int = CHUNK_FRAMES, strength: float | None = None,
-                 adapt_steps: int = 0, match: float | None = None):
+                 adapt_steps: int = 0, match: float | None = None, match_high: float | None = None):
         self.model, self.mel_cfg, self.device = model.to(device).eval(), mel_cfg, torch.device(device)
         self.vocoder_name = vocoder
         self.precision = resolve_precision(precision, self.device)
@@ -155,6 +158,8 @@ class Converter:
         self.strength = check_strength(self.meta.get("strength", 1.0) if strength is None else strength)
         self.adapt_steps = check_adapt_steps(adapt_steps)
         self.match = check_weight(self.meta.get("match", 0.0) if match is None else match)
+        self.match_high = check_weight(self.meta.get("match_high", 0.0) if match_high is None else match_high,
+                                       "match-high")
         self.timings = Timings()
 
     @property
@@ -200,20 +205,25 @@ class Converter:
         return self.model.embed_speaker(mel)[0]
 
     def bank(self, mel: torch.Tensor) -> torch.Tensor | None:
-        """(n_mels, T) of a target clip -> its speech frames (n_mels, S) for envelope matching;
-        None when matching is off."""
-        return speech_frames(mel) if self.match else None
+        """(n_mels, T) of a target clip -> its speech frames (n_mels, S) for matching (vc.match);
+        None when both kinds are off."""
+        return speech_frames(mel) if self.matching else None
+
+    @property
+    def matching(self) -> bool:
+        """Whether the output moves toward real target frames (envelope or high-band matching)."""
+        return bool(self.match or self.match_high)
 
     @torch.inference_mode()
     def target(self, *targets) -> Voice:
         """The voice of one or several clips of one speaker: the mean of their speaker vectors, and
-        all their speech frames when envelope matching is on."""
+        all their speech frames when matching is on."""
         if not targets:
             raise ValueError("no target clip given (the voice to convert to)")
         wavs = [self.load(t, "target waveform") for t in targets]
         mels = [self.mel(w) for w in wavs]
         vecs = [self.voice(m, self.pitch(w) if self.adapt_steps else None) for m, w in zip(mels, wavs)]
-        frames = torch.cat([self.bank(m) for m in mels], 1) if self.match else None
+        frames = torch.cat([self.bank(m) for m in mels], 1) if self.matching else None
         return Voice(torch.stack(vecs).mean(0), frames)
 
     def speaker(self, *targets) -> torch.Tensor:
@@ -244,7 +254,7 @@ class Converter:
         decoder gets source + s * (speaker - source), source being the source's own vector
         (``own``, or found as :meth:`voice` finds the target's). ``pitch`` (pitch_channels, T):
         the source's (:meth:`pitch`), for a model that reads it. ``frames`` (n_mels, S): the
-        target's speech frames (:meth:`bank`), for envelope matching."""
+        target's speech frames (:meth:`bank`), for matching."""
         t = time.perf_counter()
         code = self.model.encode(source, pitch)
         if self.strength != 1.0:
@@ -256,10 +266,13 @@ class Converter:
         return out
 
     def matched(self, mel: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
-        """A decoded (n_mels, T) with envelope matching to ``frames`` (vc.match) when it is on."""
-        if frames is None or not self.match:
+        """A decoded (n_mels, T) matched to ``frames`` (vc.match): its envelope, then its high bands,
+        each when it is on."""
+        if frames is None:
             return mel
-        return match_envelope(mel, frames, self.match)
+        if self.match:
+            mel = match_envelope(mel, frames, self.match)
+        return match_high(mel, frames, self.match_high) if self.match_high else mel
 
     def convert(self, source, target, *, match_input_loudness: bool = True) -> np.ndarray:
         """``source``'s words in ``target``'s voice (``target`` may be a list of clips of one voice)."""
@@ -333,7 +346,7 @@ def load(model=None, vocoder: str = "hifigan", device: str = "cpu", precision: s
     """A ready converter: ``model`` is a checkpoint path (default: the installed default model);
     ``precision`` of HiFi-GAN: "auto" (bf16 where the CPU supports it, else fp32), "fp32", "bf16";
     ``max_seconds``: the longest input accepted (default 30 minutes); ``strength``, ``match``,
-    ``adapt_steps``: see the module's docstring (default: the model's own)."""
+    ``match_high``, ``adapt_steps``: see the module's docstring (default: the model's own)."""
     resolve_precision(precision, device)        # a wrong name is refused before any loading
     device = check_device(device)
     path = Path(model) if model else default_model_path()

@@ -13,6 +13,18 @@ axis. So the output keeps C's harmonics (the source's pitch and timing) and take
 the target. weight 0 is the plain conversion. Measured in reports/knn_frames_probe_v9.md and
 reports/match_screen_v9.md: the speaker moves toward the target at weight 0.25 with no measurable
 loss of words or quality; weight 1 with k = 1 costs both.
+
+High-band matching (``match_high`` w > 0) goes further where the voice is and the words are not:
+in the mel bands from ``HIGH_BAND`` up (about 2.5 kHz; the ``HIGH_RAMP`` bands below it in a linear
+ramp) the whole frame, fine structure included, moves by w toward the mean K of its nearest real
+target frames, and only in sonorant frames (vowels, nasals: the low bands outweigh the high ones),
+whose upper formants are the speaker's; fricatives and bursts, whose high bands carry the words,
+keep the conversion's own:
+
+    out = C + weight * ramp(band) * sonorance(t) * (K - C).
+
+The autoencoder loses most of a voice's identity in those bands (reports/ceiling_probe_v7.md);
+measured in reports/postfilter_probe_v10.md.
 """
 from __future__ import annotations
 
@@ -25,6 +37,10 @@ SPEECH_DB = 40.0        # frames within this many dB of the loudest one count as
 ENVELOPE_COEFFS = 20    # cepstral coefficients kept along the mel axis
 K = 4                   # nearest frames averaged
 MAX_WEIGHT = 1.0
+HIGH_BAND = 50          # high-band matching: the first mel band fully mixed (~2.5 kHz of 80 bands to 8 kHz)
+HIGH_RAMP = 10          # ... and the bands below it that rise linearly to it
+SONORANT_NATS = 2.0     # a frame is fully sonorant when its low bands' mean log-mel outweighs its high
+                        # bands' by this much (natural log, ~17 dB); 0 when the high bands are as loud
 MAX_DISTANCES = 1 << 24  # frame distances held at once (64 MB): long inputs are matched in pieces
 
 
@@ -86,12 +102,39 @@ def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int 
     return mel.float() + weight * shift
 
 
-def check_weight(weight) -> float:
-    """The matching weight, checked: a number from 0 (off) to MAX_WEIGHT."""
+def band_ramp(n_mels: int, band: int = HIGH_BAND, width: int = HIGH_RAMP) -> torch.Tensor:
+    """(n_mels, 1): 0 below ``band - width``, 1 from ``band`` up, linear between."""
+    i = torch.arange(n_mels, dtype=torch.float32)
+    return ((i - (band - width)) / width).clamp(0, 1)[:, None]
+
+
+def sonorance(mel: torch.Tensor, band: int = HIGH_BAND, width: int = HIGH_RAMP,
+              nats: float = SONORANT_NATS) -> torch.Tensor:
+    """(n_mels, T) log-mel -> (T,) in [0, 1]: how far each frame's bands below ``band - width``
+    outweigh its bands from ``band`` up (mean log-mel), 1 at ``nats`` or more: vowels and nasals
+    near 1, fricatives, bursts and silence near 0."""
+    low, high = mel[: band - width].mean(0), mel[band:].mean(0)
+    return ((low - high) / nats).clamp(0, 1)
+
+
+def match_high(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = K,
+               band: int = HIGH_BAND) -> torch.Tensor:
+    """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T): high-band matching
+    (see the module's docstring). ``weight`` 0 is the conversion as it is."""
+    if weight == 0 or bank.shape[1] == 0:
+        return mel
+    mel = mel.float()
+    near = nearest_frames(mel, bank.float(), k)
+    gate = band_ramp(mel.shape[0], band).to(mel.device) * sonorance(mel, band)[None]
+    return mel + weight * gate * (near - mel)
+
+
+def check_weight(weight, name: str = "match") -> float:
+    """A matching weight (``name``: match or match-high), checked: a number from 0 (off) to MAX_WEIGHT."""
     try:
         w = float(weight)
     except (TypeError, ValueError):
-        raise ValueError(f"match {weight!r}: give a number from 0 (off) to {MAX_WEIGHT:g}") from None
+        raise ValueError(f"{name} {weight!r}: give a number from 0 (off) to {MAX_WEIGHT:g}") from None
     if not 0.0 <= w <= MAX_WEIGHT:
-        raise ValueError(f"match {w:g}: give a number from 0 (off) to {MAX_WEIGHT:g}")
+        raise ValueError(f"{name} {w:g}: give a number from 0 (off) to {MAX_WEIGHT:g}")
     return w

@@ -64,7 +64,7 @@ GATE_LEAD_S = 0.05    # and opens this long before the next loud hop (onsets)
 class Live:
     """The state of one live conversion into the voice ``speaker`` (speaker_dim,) with the
     Converter ``conv``. Not thread-safe: one per stream. ``frames`` (n_mels, S): the target's speech
-    frames, for the Converter's envelope matching (vc.match: frame by frame, so live as offline).
+    frames, for the Converter's matching (vc.match: frame by frame, so live as offline).
     ``gate``: silence the output where the input is silent (``gate_db``, ``gate_hold_s``,
     ``gate_lead_s``: see the module's docstring)."""
 

@@ -136,12 +136,13 @@ def run(args) -> int:
     pairs = pairs_mod.subset(all_pairs, args.max_pairs, seed=args.seed)
     check_scorers()
     conv = vc.load(args.model, vocoder=args.vocoder, device=args.device, strength=args.strength,
-                   match=args.match, adapt_steps=args.adapt)
+                   match=args.match, match_high=args.match_high, adapt_steps=args.adapt)
     model_path = Path(args.model) if args.model else DEFAULT_MODEL
     model_sha1 = file_sha1(model_path)
     out = Path(args.out)
     runner.check_signature(out, {"model_sha1": model_sha1, "vocoder": args.vocoder, "strength": conv.strength,
-                                 "match": conv.match, "adapt_steps": conv.adapt_steps})
+                                 "match": conv.match, "match_high": conv.match_high,
+                                 "adapt_steps": conv.adapt_steps})
     progress = not args.no_progress
     print(f"evaluating {len(pairs)} of {len(all_pairs)} pairs -> {out}", file=sys.stderr)
 
@@ -168,7 +169,7 @@ def run(args) -> int:
     calibrations = {"resemblyzer": calibration, "ecapa": {**calibrate(ecapa_embeddings), "unreadable": problems}}
     probe = probes.speaker_probes(feats, speakers) if feats else {"skipped": "no labelled utterances"}
     meta = {"model": str(model_path), "model_sha1": model_sha1, "vocoder": args.vocoder, "strength": conv.strength,
-            "match": conv.match, "adapt_steps": conv.adapt_steps,
+            "match": conv.match, "match_high": conv.match_high, "adapt_steps": conv.adapt_steps,
             "precision": getattr(conv, "precision", "fp32"),
             "device": args.device, "pairs_from": pairs_from, "pairs_available": len(all_pairs),
             "max_pairs": args.max_pairs, "threads": torch.get_num_threads(), "systems": systems,

@@ -207,7 +207,7 @@ class Scorer:
 
 # -- files -----------------------------------------------------------------------------------------
 
-SIGNATURE_DEFAULTS = {"adapt_steps": 0, "match": 0.0}     # what a report written before the key existed used
+SIGNATURE_DEFAULTS = {"adapt_steps": 0, "match": 0.0, "match_high": 0.0}     # what a report written before the key existed used
 
 
 def check_signature(out_dir: Path, signature: dict):
