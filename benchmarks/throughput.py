@@ -5,7 +5,8 @@ of each inference stage, for 1 s, 10 s and 60 s of speech. Not a test: it prints
 
 Stages: features (log-mel), model (speaker encoder on the 4 s target + content encoder + decoder),
 match (vc.match's envelope matching of the model's output to the target's speech frames, at the
-model's own weight, else 0.25),
+model's own weight, else 0.25), match-high (vc.match's high-band matching, at the model's own
+weight, else 0.5),
 each vocoder (HiFi-GAN as before issue 11: fp32, the whole input in one call; and as now: the
 precision --precision resolves to, bf16 on a CPU with AVX512-BF16/AMX, in pieces of
 vc.vocoder.CHUNK_FRAMES frames), and end to end (vc.Converter.convert on waveforms: features,
@@ -30,7 +31,7 @@ import torch
 from vc.audio import load_audio
 from vc.convert import DEFAULT_MODEL, Converter
 from vc.checkpoint import load_model
-from vc.match import match_envelope, speech_frames
+from vc.match import match_envelope, match_high, speech_frames
 from vc.features import MelConfig
 from vc.model import ModelConfig, VoiceConverter
 
@@ -73,14 +74,14 @@ def main(argv=None) -> int:
     sr = conv.sample_rate
     target = speech(4.0, sr)
     target_mel = conv.mel(target)
-    bank, weight = speech_frames(target_mel), conv.match or 0.25
+    bank, weight, high = speech_frames(target_mel), conv.match or 0.25, conv.match_high or 0.5
     print(f"{which}; {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters")
     print(f"device {args.device}, {torch.get_num_threads()} torch threads, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
           f"HiFi-GAN precision now: {conv.precision}")
     print(f"RTF = compute seconds / audio seconds (fastest of {args.repeats} after a warm-up)\n")
 
-    cols = ("features", "model", f"match {weight:g}", "hifigan fp32 (before)", f"hifigan {conv.precision} (now)",
+    cols = ("features", "model", f"match {weight:g}", f"match-high {high:g}", "hifigan fp32 (before)", f"hifigan {conv.precision} (now)",
             "griffinlim", "end to end hifigan (before)", f"end to end hifigan {conv.precision} (now)", "end to end griffinlim")
     print(f"| input | {' | '.join(cols)} | load avg |")
     print("|---|" + "---|" * (len(cols) + 1))
@@ -94,6 +95,7 @@ def main(argv=None) -> int:
                 lambda: conv.mel(wav),
                 lambda: conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0]),
                 lambda: match_envelope(decoded, bank, weight),
+                lambda: match_high(decoded, bank, high),
                 lambda: old.vocode(mel), lambda: new.vocode(mel), lambda: gl.vocode(mel),
                 lambda: old.convert(wav, target), lambda: new.convert(wav, target), lambda: gl.convert(wav, target))))
             rows = {c: [] for c in cols}

@@ -350,11 +350,12 @@ def test_the_sliders_start_at_the_models_own_strength_and_matching(tmp_path):
     from vc.checkpoint import save_checkpoint
     from vc.features import MelConfig
     path = tmp_path / "strong.pt"
-    save_checkpoint(path, tiny_model(), MelConfig(), meta={"strength": 1.25, "match": 0.25})
+    save_checkpoint(path, tiny_model(), MelConfig(), meta={"strength": 1.25, "match": 0.25, "match_high": 0.5})
     app = demo.build_app([path], max_seconds=10, default_vocoder="griffinlim")
     try:
         assert _config(app, "strength")["props"]["value"] == 1.25
         assert _config(app, "match")["props"]["value"] == 0.25
+        assert _config(app, "match-high")["props"]["value"] == 0.5
     finally:
         app.close()
 
@@ -377,5 +378,25 @@ def test_page_matching_is_the_command_lines_and_a_bad_weight_is_refused(tiny_che
         assert np.abs(plain - ab).max() > 1e-3
         bad = run(1.5)
         assert bad[:4] == (None, None, None, None) and bad[6].visible and "match 1.5" in bad[6].value
+    finally:
+        app.close()
+
+
+def test_page_high_band_matching_is_the_command_lines_and_a_bad_weight_is_refused(tiny_checkpoint, wav_a, wav_b):
+    """The page's high-band slider gives what `--match-high W` gives; off for a model without it."""
+    from vc.convert import load
+    app = demo.build_app([tiny_checkpoint], max_seconds=10, default_vocoder="griffinlim")
+    try:
+        assert _config(app, "match-high")["props"]["value"] == 0.0
+        run = lambda w: _page_swap(app)(str(wav_a), str(wav_b), "griffinlim", None, False, None, None, w,  # noqa: E731
+                                        progress=lambda *x, **k: None)
+        matched = run(1.0)
+        ab, ba = load(tiny_checkpoint, vocoder="griffinlim", match_high=1.0).swap(str(wav_a), str(wav_b),
+                                                                                 match_input_loudness=False)
+        np.testing.assert_allclose(sf.read(matched[0], dtype="float32")[0], ab, atol=2e-4)
+        np.testing.assert_allclose(sf.read(matched[1], dtype="float32")[0], ba, atol=2e-4)
+        assert np.abs(sf.read(run(0.0)[0], dtype="float32")[0] - ab).max() > 1e-3
+        bad = run(-0.5)
+        assert bad[:4] == (None, None, None, None) and bad[6].visible and "match-high -0.5" in bad[6].value
     finally:
         app.close()

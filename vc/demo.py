@@ -154,15 +154,16 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                           f"(the limit is {max_upload_mb:g} MB)", which)
         return path
 
-    def convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, progress):
+    def convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, match_high, progress):
         """A's words in B's voice and B's words in A's voice -> (A->B wav, B->A wav, seconds per
         step, pictures for the next step). Every failure is a Refusal: one line, and the clip
-        it is about. ``strength``, ``match``: vc.convert's (None: the model's own)."""
+        it is about. ``strength``, ``match``, ``match_high``: vc.convert's (None: the model's own)."""
         model = pick_model(models, model)
         a, b = check_clip(clip_a, "A"), check_clip(clip_b, "B")
         try:
             strength = None if strength is None else check_strength(strength)
             match = None if match is None else check_weight(match)
+            match_high = None if match_high is None else check_weight(match_high, "match-high")
         except ValueError as e:
             raise Refusal(str(e)) from None
         t0 = time.perf_counter()
@@ -173,6 +174,8 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
             conv.strength = strength
         if match is not None:
             conv.match = match
+        if match_high is not None:
+            conv.match_high = match_high
         progress(0.1, desc="reading the clips")
         try:
             ab, ba, pictures = swap_clips(conv, a, b, match_input_loudness, progress)
@@ -202,20 +205,22 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
         return str(out_ab), str(out_ba), stages, dict(pictures, folder=str(folder), warnings=warnings)
 
     def swap(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None, match=None,
-             progress=gr.Progress()):
+             match_high=None, progress=gr.Progress()):
         """The API (/swap): both conversions, or gr.Error with the page's one-line message."""
         try:
-            return convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, progress)
+            return convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, match_high,
+                           progress)
         except Refusal as r:
             log.info("refused: %s", r)
             raise fail(str(r)) from None
 
     def swap_on_page(clip_a, clip_b, vocoder="hifigan", model=None, match_input_loudness=True, strength=None, match=None,
-                     progress=gr.Progress()):
+                     match_high=None, progress=gr.Progress()):
         """The button: like the API, but a refusal stays on the page next to the clip it is about
         (or under the button) until the input changes, instead of a toast that fades."""
         try:
-            results = convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, progress)
+            results = convert(clip_a, clip_b, vocoder, model, match_input_loudness, strength, match, match_high,
+                              progress)
             return (*results, *messages(None), *(warning_box(results[3]["warnings"][w]) for w in "AB"))
         except Refusal as r:
             log.info("refused: %s", r)
@@ -270,6 +275,13 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                                       label="Envelope matching: how far each frame's spectral envelope moves "
                                             "toward the other's nearest real frames (0 = off); more is closer "
                                             "to their voice, and costs words and quality (README: Envelope matching)")
+                    match_high = gr.Slider(0.0, 1.0, step=0.05, elem_id="match-high",
+                                           value=model_default(models, "match_high",
+                                                               lambda w: check_weight(w, "match-high"), 0.0),
+                                           label="High-band matching: how far the bands above ~2.5 kHz of each "
+                                                 "vowel-like frame move toward the other's nearest real frames "
+                                                 "(0 = off); more is closer to their voice, and past 0.5 costs "
+                                                 "words (README: High-band matching)")
                 button = gr.Button("Swap voices", variant="primary", elem_id="swap")
                 error = gr.HTML(visible=False, elem_id="error")          # a refusal about no clip in particular
                 api_button = gr.Button(visible=False)                    # only a trigger for the /swap API
@@ -289,7 +301,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
             add_live_tab(models, model, default_vocoder=default_vocoder, max_seconds=max_seconds,
                          concurrency=concurrency)
         pictures = gr.State()
-        inputs = [clip_a, clip_b, vocoder, model, loudness, strength, match]
+        inputs = [clip_a, clip_b, vocoder, model, loudness, strength, match, match_high]
         # one progress indicator (the timings box), not one per output
         button.click(swap_on_page, inputs, [out_ab, out_ba, timings, pictures, error_a, error_b, error, warn_a, warn_b],
                      show_progress_on=[timings], api_visibility="private") \
@@ -301,7 +313,7 @@ def build_app(model_paths=(), *, max_upload_mb: float = 20, max_seconds: float =
                       api_visibility="private")
         clip_b.change(lambda: (hide, hide, hide), None, [error_b, error, warn_b], show_progress="hidden",
                       api_visibility="private")
-        for option in (vocoder, model, loudness, strength, match):
+        for option in (vocoder, model, loudness, strength, match, match_high):
             option.change(lambda: hide, None, error, show_progress="hidden", api_visibility="private")
     app.queue(default_concurrency_limit=concurrency, max_size=64)
     return app
