@@ -100,11 +100,14 @@ def parse_variants(text: str, coeffs: int, band: int = 50):
     """'lifter 1.2,fine 1.5,time 0.5,hienv 0.5,hiknn 0.25,hiknnv 0.5@40' -> [(label, function)]:
     a post-filter of C (the conversion as users get it), or a matching variant: a function of (C or
     C0, the target's speech frames, the model's matching weight), C0 being C before matching.
-    '@B' sets the first fully changed band of one variant (default --band)."""
+    '@B' sets the first fully changed band of one variant (default --band); for hiknnv, '/K' the
+    nearest frames averaged ('hiknnv 0.5@50/1'; default vc.match.K)."""
     out = [("plain", lambda m: m)]
     for item in filter(None, (t.strip() for t in text.split(","))):
         kind, value = item.split()
         value, _, at = value.partition("@")              # 'hiknn 0.5@40': band 40 for this variant
+        at, _, near = at.partition("/")                  # 'hiknnv 0.5@50/1': and its 1 nearest frame
+        k = int(near) if near else K
         v, b = float(value), int(at) if at else band
         if kind == "lifter":
             out.append((item, lambda m, v=v: lifter(m, v)))
@@ -115,7 +118,7 @@ def parse_variants(text: str, coeffs: int, band: int = 50):
         elif kind == "hienv":
             out.append((item, ("C0", lambda C0, bank, base, v=v, b=b: high_match(C0, bank, base, v, b))))
         elif kind == "hiknnv":
-            out.append((item, ("C", lambda C, bank, base, v=v, b=b: match_high(C, bank, v, band=b))))
+            out.append((item, ("C", lambda C, bank, base, v=v, b=b, k=k: match_high(C, bank, v, k=k, band=b))))
         elif kind == "hiknn":
             out.append((item, ("C", lambda C, bank, base, v=v, b=b: high_knn(C, bank, v, b))))
         else:
@@ -133,11 +136,14 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="lifter 1.2,lifter 1.4,fine 1.5,time 0.5")
     p.add_argument("--coeffs", type=int, default=ENVELOPE_COEFFS, help="'fine': the first coefficient lifted")
     p.add_argument("--band", type=int, default=50, help="hienv, hiknn: the first mel band fully changed")
+    p.add_argument("--match-high", type=float, default=None, metavar="W",
+                   help="the conversion's own high-band matching (default: the model's; 0 to compare "
+                        "hiknnv variants of a model that has it on)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     variants = parse_variants(args.variants, args.coeffs, args.band)
-    conv = load(args.model)
+    conv = load(args.model, match_high=args.match_high)
     sr = conv.sample_rate
     pairs = subset(corpus_pairs(find_utterances(args.data, args.split), args.seed), args.pairs, args.seed)
     to16 = lambda w: soxr.resample(w, sr, 16000).astype(np.float32)   # noqa: E731
@@ -176,7 +182,7 @@ def main(argv=None) -> int:
     scores = {label: {k: np.array(x) for k, x in r.items()} for label, r in rows.items()}
     base = scores["plain"]
     print(f"\n{len(pairs)} seeded pairs of '{args.split}', model {args.model or 'default'} at strength "
-          f"{conv.strength:g}, match {conv.match:g}; real target clips' contrast {np.mean(real_contrast):.3f}; "
+          f"{conv.strength:g}, match {conv.match:g}, match-high {conv.match_high:g}; real target clips' contrast {np.mean(real_contrast):.3f}; "
           "in brackets: paired difference from 'plain', 95 % bootstrap interval\n")
     print("| post-filter | ECAPA sim to target | to another target clip | to source | CER % | DNSMOS | contrast |")
     print("|---|---|---|---|---|---|---|")
