@@ -360,43 +360,31 @@ def test_the_sliders_start_at_the_models_own_strength_and_matching(tmp_path):
         app.close()
 
 
-def test_page_matching_is_the_command_lines_and_a_bad_weight_is_refused(tiny_checkpoint, wav_a, wav_b):
-    """The page's matching slider gives what `--match W` gives (vc.load(match=W)); off by default
-    for a model without it in its meta; a weight out of range is one line under the button."""
+@pytest.mark.parametrize("option, weight, bad", [("match", 0.5, 1.5), ("match_high", 1.0, -0.5)])
+def test_page_matching_is_the_command_lines_and_a_bad_weight_is_refused(tiny_checkpoint, wav_a, wav_b, option,
+                                                                       weight, bad):
+    """The page's envelope and high-band matching sliders give what `--match W` and `--match-high W`
+    give (vc.load(match=W), vc.load(match_high=W)); off by default for a model without them in its
+    meta; a weight out of range is one line under the button."""
     from vc.convert import load
+    name = option.replace("_", "-")                       # the slider's elem_id and the option's name
     app = demo.build_app([tiny_checkpoint], max_seconds=10, default_vocoder="griffinlim")
     try:
-        assert _config(app, "match")["props"]["value"] == 0.0
-        run = lambda w: _page_swap(app)(str(wav_a), str(wav_b), "griffinlim", None, False, None, w,  # noqa: E731
-                                        progress=lambda *x, **k: None)
-        matched = run(0.5)
-        ab, ba = load(tiny_checkpoint, vocoder="griffinlim", match=0.5).swap(str(wav_a), str(wav_b),
-                                                                            match_input_loudness=False)
+        assert _config(app, name)["props"]["value"] == 0.0
+
+        def run(w):                                       # the page's inputs after the strength: match, match_high
+            weights = (w, None) if option == "match" else (None, w)
+            return _page_swap(app)(str(wav_a), str(wav_b), "griffinlim", None, False, None, *weights,
+                                   progress=lambda *x, **k: None)
+        matched = run(weight)
+        ab, ba = load(tiny_checkpoint, vocoder="griffinlim", **{option: weight}).swap(str(wav_a), str(wav_b),
+                                                                                     match_input_loudness=False)
         np.testing.assert_allclose(sf.read(matched[0], dtype="float32")[0], ab, atol=2e-4)
         np.testing.assert_allclose(sf.read(matched[1], dtype="float32")[0], ba, atol=2e-4)
         plain = sf.read(run(0.0)[0], dtype="float32")[0]
         assert np.abs(plain - ab).max() > 1e-3
-        bad = run(1.5)
-        assert bad[:4] == (None, None, None, None) and bad[6].visible and "match 1.5" in bad[6].value
-    finally:
-        app.close()
-
-
-def test_page_high_band_matching_is_the_command_lines_and_a_bad_weight_is_refused(tiny_checkpoint, wav_a, wav_b):
-    """The page's high-band slider gives what `--match-high W` gives; off for a model without it."""
-    from vc.convert import load
-    app = demo.build_app([tiny_checkpoint], max_seconds=10, default_vocoder="griffinlim")
-    try:
-        assert _config(app, "match-high")["props"]["value"] == 0.0
-        run = lambda w: _page_swap(app)(str(wav_a), str(wav_b), "griffinlim", None, False, None, None, w,  # noqa: E731
-                                        progress=lambda *x, **k: None)
-        matched = run(1.0)
-        ab, ba = load(tiny_checkpoint, vocoder="griffinlim", match_high=1.0).swap(str(wav_a), str(wav_b),
-                                                                                 match_input_loudness=False)
-        np.testing.assert_allclose(sf.read(matched[0], dtype="float32")[0], ab, atol=2e-4)
-        np.testing.assert_allclose(sf.read(matched[1], dtype="float32")[0], ba, atol=2e-4)
-        assert np.abs(sf.read(run(0.0)[0], dtype="float32")[0] - ab).max() > 1e-3
-        bad = run(-0.5)
-        assert bad[:4] == (None, None, None, None) and bad[6].visible and "match-high -0.5" in bad[6].value
+        refused = run(bad)
+        assert refused[:4] == (None, None, None, None) and refused[6].visible
+        assert f"{name} {bad:g}" in refused[6].value
     finally:
         app.close()
