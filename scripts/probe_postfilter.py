@@ -34,7 +34,6 @@ differences from the plain conversion with 95 % bootstrap intervals.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -52,21 +51,13 @@ from vc.evaluate import asr, ecapa, speaker                # noqa: E402
 from vc.evaluate.pairs import corpus_pairs, subset         # noqa: E402
 from vc.evaluate.quality import dnsmos                     # noqa: E402
 from vc.evaluate.report import bootstrap_ci                # noqa: E402
-from vc.match import (ENVELOPE_COEFFS, K, band_ramp, envelope_shift, match_high, nearest_frames,  # noqa: E402
-                      speech_frames, speech_mask)
-
-
-def dct_matrix(m: int) -> torch.Tensor:
-    """(m, m) orthonormal DCT-II along the mel axis (its transpose is its inverse)."""
-    k, i = torch.arange(m)[:, None], torch.arange(m)[None]
-    d = torch.cos(torch.pi / m * (i + 0.5) * k) * math.sqrt(2.0 / m)
-    d[0] /= math.sqrt(2.0)
-    return d
+from vc.match import (ENVELOPE_COEFFS, K, band_ramp, dct_matrix, envelope_shift, match_high,  # noqa: E402
+                      nearest_frames, speech_frames, speech_mask)
 
 
 def lifter(mel: torch.Tensor, gain: float, first: int = 1) -> torch.Tensor:
     """(n_mels, T) -> (n_mels, T): cepstral coefficients ``first`` and up multiplied by ``gain``."""
-    d = dct_matrix(mel.shape[0]).to(mel.dtype)
+    d = dct_matrix(mel.shape[0], mel.device).to(mel.dtype)
     c = d @ mel
     c[first:] *= gain
     return d.T @ c
@@ -122,7 +113,7 @@ def parse_variants(text: str, coeffs: int, band: int = 50):
         elif kind == "hiknn":
             out.append((item, ("C", lambda C, bank, base, v=v, b=b: high_knn(C, bank, v, b))))
         else:
-            raise SystemExit(f"unknown post-filter '{kind}' (lifter, fine, time, hienv, hiknn)")
+            raise SystemExit(f"unknown variant '{kind}' (lifter, fine, time, hienv, hiknn, hiknnv)")
     return out
 
 
@@ -135,7 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--variants", default="lifter 1.2,lifter 1.4,fine 1.5,time 0.5")
     p.add_argument("--coeffs", type=int, default=ENVELOPE_COEFFS, help="'fine': the first coefficient lifted")
-    p.add_argument("--band", type=int, default=50, help="hienv, hiknn: the first mel band fully changed")
+    p.add_argument("--band", type=int, default=50, help="hienv, hiknn, hiknnv: the first mel band fully changed")
     p.add_argument("--match-high", type=float, default=None, metavar="W",
                    help="the conversion's own high-band matching (default: the model's; 0 to compare "
                         "hiknnv variants of a model that has it on)")
@@ -160,13 +151,14 @@ def main(argv=None) -> int:
             real_contrast.append(contrast(m_tgt.float()))
             voice = conv.target(tgt)
             pitch = conv.pitch(src)
+            bank = speech_frames(m_tgt.float())      # what vc.match takes, whether the model matches or not
             C0 = conv.convert_mel(m_src, voice.vector, pitch=pitch).float()      # unmatched
             C = conv.matched(C0, voice.frames).float()
             speech = speech_mask(C)
             for label, post in variants:
                 if isinstance(post, tuple):                   # a matching variant: (what it starts from, how)
                     start, fn = post
-                    out = fn(C0 if start == "C0" else C, voice.frames.float(), conv.match)
+                    out = fn(C0 if start == "C0" else C, bank, conv.match)
                 else:
                     out = C.clone()
                     out[:, speech] = post(C)[:, speech]
@@ -182,8 +174,9 @@ def main(argv=None) -> int:
     scores = {label: {k: np.array(x) for k, x in r.items()} for label, r in rows.items()}
     base = scores["plain"]
     print(f"\n{len(pairs)} seeded pairs of '{args.split}', model {args.model or 'default'} at strength "
-          f"{conv.strength:g}, match {conv.match:g}, match-high {conv.match_high:g}; real target clips' contrast {np.mean(real_contrast):.3f}; "
-          "in brackets: paired difference from 'plain', 95 % bootstrap interval\n")
+          f"{conv.strength:g}, match {conv.match:g}, match-high {conv.match_high:g}; real target clips' "
+          f"contrast {np.mean(real_contrast):.3f}; in brackets: paired difference from 'plain', 95 % "
+          "bootstrap interval\n")
     print("| post-filter | ECAPA sim to target | to another target clip | to source | CER % | DNSMOS | contrast |")
     print("|---|---|---|---|---|---|---|")
     for label, _ in variants:

@@ -56,14 +56,19 @@ def speech_frames(mel: torch.Tensor, db: float = SPEECH_DB) -> torch.Tensor:
     return mel[:, speech_mask(mel, db)]
 
 
+def dct_matrix(m: int, device=None) -> torch.Tensor:
+    """(m, m) orthonormal DCT-II along the mel axis: row k is cepstral coefficient k; its transpose
+    is its inverse."""
+    k, i = torch.arange(m, device=device)[:, None], torch.arange(m, device=device)[None]
+    dct = torch.cos(torch.pi / m * (i + 0.5) * k) * math.sqrt(2.0 / m)
+    dct[0] /= math.sqrt(2.0)
+    return dct
+
+
 def envelope(mel: torch.Tensor, n: int = ENVELOPE_COEFFS) -> torch.Tensor:
     """(n_mels, T) -> (n_mels, T): the log-mel smoothed along the mel axis by keeping its first ``n``
     cepstral coefficients: the envelope without the harmonics' ripple."""
-    m = mel.shape[0]
-    k, i = torch.arange(m, device=mel.device)[:, None], torch.arange(m, device=mel.device)[None]
-    dct = torch.cos(torch.pi / m * (i + 0.5) * k) * math.sqrt(2.0 / m)
-    dct[0] /= math.sqrt(2.0)                                        # orthonormal: dct.T is its inverse
-    dct = dct[:n].to(mel.dtype)
+    dct = dct_matrix(mel.shape[0], mel.device)[:n].to(mel.dtype)
     return dct.T @ (dct @ mel)
 
 
