@@ -38,3 +38,20 @@ def test_time_stride_1_scores_every_frame():
     fine, feats = MelPatchCritic(time_stride=1)(mel)
     assert coarse.shape == (2, 1, 10, 8) and fine.shape == (2, 1, 10, 64)
     assert all(f.shape[-1] == 64 for f in feats)
+
+
+def test_low_band_critic_hears_only_the_upper_bands():
+    """With low_band 40 the scores cover the upper 40 bands, and changing the lower ones
+    changes nothing (eval mode: spectral norm's estimate held)."""
+    torch.manual_seed(0)
+    critic = MelPatchCritic(low_band=40).eval()
+    mel = torch.randn(2, 80, 64) - 5
+    other = mel.clone()
+    other[:, :40] = torch.randn(2, 40, 64) - 5
+    with torch.no_grad():
+        scores, _ = critic(mel)
+        assert scores.shape == (2, 1, 5, 8)
+        assert torch.equal(scores, critic(other)[0])
+        changed = mel.clone()
+        changed[:, 60:] += 1.0
+        assert not torch.allclose(scores, critic(changed)[0])

@@ -237,6 +237,7 @@ OPTIONS = {
     "gan": dict(gan_weight=1.0, cycle_content=1.0),
     "gan_speaker": dict(gan_weight=1.0, gan_speaker=True, cycle_content=1.0),
     "gan_time_stride_1": dict(gan_weight=1.0, gan_time_stride=1, cycle_content=1.0),
+    "gan_low_band": dict(gan_weight=1.0, gan_low_band=40, cycle_content=1.0),
     "swap_strength": dict(swap_strength=2.0, cycle_content=1.0, cycle_speaker=1.0),
     "swap_envelope": dict(swap_envelope=1.0),
     "spectral_detail": dict(detail_weight=1.0),
@@ -286,6 +287,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     expected = "loss/asr_words" if option.startswith("asr_words") else "loss/asr" if option.startswith("asr") else {
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
+        "gan_low_band": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
         "voice_warp": "loss/reconstruction", "band_tilt": "loss/reconstruction", "post_blocks": "loss/reconstruction", "pitch": "loss/reconstruction",
         "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope"}.get(option, "loss/cycle_speaker")

@@ -6,8 +6,11 @@ With ``speaker_dim``, the critic also hears whose voice a patch should be (a pro
 discriminator, Miyato & Koyama 2018): each patch's score adds the inner product of its features
 with a projection of a speaker vector (B, speaker_dim), so "real" means real *and* that voice.
 
-Shapes: (B, n_mels, T) log-mel -> (B, 1, n_mels / 8, T / 8) realness scores, one per patch
-(T / 1 with ``time_stride`` 1), and the feature maps of every layer (for feature matching).
+With ``low_band`` b > 0 it sees only the mel bands from b up (the upper bands, where the
+autoencoder loses most of a voice's detail), so its verdicts press on them alone.
+
+Shapes: (B, n_mels, T) log-mel -> (B, 1, (n_mels - low_band) / 8, T / 8) realness scores, one per
+patch (T / 1 with ``time_stride`` 1), and the feature maps of every layer (for feature matching).
 """
 from __future__ import annotations
 
@@ -22,9 +25,9 @@ class MelPatchCritic(nn.Module):
     frames (~100 ms), for detail in time that the 8 x 8 patches average over."""
 
     def __init__(self, channels: int = 32, mel_mean: float = -5.0, mel_std: float = 2.5, speaker_dim: int = 0,
-                 time_stride: int = 2):
+                 time_stride: int = 2, low_band: int = 0):
         super().__init__()
-        self.mel_mean, self.mel_std = mel_mean, mel_std
+        self.mel_mean, self.mel_std, self.low_band = mel_mean, mel_std, low_band
         c, st = channels, (2, time_stride)
         self.layers = nn.ModuleList([
             spectral_norm(nn.Conv2d(1, c, 3, stride=st, padding=1)),
@@ -36,7 +39,7 @@ class MelPatchCritic(nn.Module):
         self.speaker = spectral_norm(nn.Linear(speaker_dim, 4 * c)) if speaker_dim else None
 
     def forward(self, mel: torch.Tensor, speaker: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        x = ((mel - self.mel_mean) / self.mel_std)[:, None]
+        x = ((mel[:, self.low_band:] - self.mel_mean) / self.mel_std)[:, None]
         feats = []
         for layer in self.layers:
             x = F.leaky_relu(layer(x), 0.2)

@@ -114,7 +114,8 @@ class Run:
         self.clf = SpeakerClassifier(self.model_cfg, len(self.speakers)).to(self.device)
         self.critic = discriminator.MelPatchCritic(mel_mean=self.model_cfg.mel_mean, mel_std=self.model_cfg.mel_std,
                                                    speaker_dim=256 if self.objective.voice_judge else 0,
-                                                   time_stride=cfg.gan_time_stride).to(self.device)
+                                                   time_stride=cfg.gan_time_stride,
+                                                   low_band=cfg.gan_low_band).to(self.device)
         self.critic_opt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.gan_lr, betas=(0.5, 0.9))
         # training-only head: speaker vector -> Resemblyzer d-vector (distillation)
         self.dvec_head = torch.nn.Linear(self.model_cfg.speaker_dim, 256).to(self.device)
