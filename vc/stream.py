@@ -14,6 +14,8 @@ How, in mel frames (hop 256 samples = 11.6 ms at 22,050 Hz; D = the model's time
                (each frame from real samples only, so it equals the offline frame)
     model:     content encoder + decoder (cached target speaker vector) over the last ``window``
                frames [s, ready), s a multiple of D (the codes line up with the offline ones).
+               At the Converter's strength s != 1 the decoder gets source + s * (target - source)
+               as offline, the source vector being the running mean of the windows' own vectors.
                Both instance-normalise over time: here over that window (~2 s), offline over the
                whole utterance; this is where streaming differs from offline most.
                Kept: the decoded frames [done, ready - lookahead). The last ``lookahead`` frames of
@@ -48,6 +50,7 @@ import torch
 
 from .audio import AudioError, as_mono
 from .features import mel_spectrogram
+from .model import toward
 
 WINDOW_S = 2.0        # seconds of input mel the model sees at each step (it trained on 1.5 s)
 LOOKAHEAD = 8         # frames at the right edge of a model window that are not kept (93 ms)
@@ -102,6 +105,7 @@ class Live:
         self.loud = np.zeros(0, bool)            # per hop of input from hop `loud0` on: louder than gate_db
         self.loud0 = 0
         self.gate_rest = np.zeros(0, np.float32)  # input samples of a hop not yet complete
+        self.own_sum, self.own_frames = 0.0, 0   # the source's own vectors so far (for the strength)
 
     # -- the three stages ----------------------------------------------------------------------
     def _new_mel(self, final: bool) -> None:
@@ -133,9 +137,20 @@ class Live:
         window = self.mel_in[:, start - self.mel0:]                   # (n_mels, ready - start)
         with torch.inference_mode():
             code = self.conv.model.encode(window)
-            # the target's own vector (strength 1): a per-window source vector changes the voice
-            # from window to window (clicks at the seams, measured by tests/test_stream.py)
-            out = self.conv.model.decode(code.with_speaker(self.speaker[None]))[0]   # (n_mels, ready - start)
+            speaker = self.speaker
+            if self.conv.strength != 1.0:
+                # the conversion strength, as offline: source + s * (target - source), the source
+                # being the mean of every window's own vector so far, weighted by the frames each
+                # adds (one window's vector alone would move the voice from window to window);
+                # with the gate, by its loud frames only (a window of a pause is noise, scaled up)
+                n = end - self.done
+                if self.gate:
+                    n = int(self.loud[max(0, self.done - self.loud0): max(0, end - self.loud0)].sum())
+                self.own_sum = self.own_sum + n * code.speaker[0]
+                self.own_frames += n
+                own = self.own_sum / self.own_frames if self.own_frames else code.speaker[0]
+                speaker = toward(own, speaker, self.conv.strength)
+            out = self.conv.model.decode(code.with_speaker(speaker[None]))[0]   # (n_mels, ready - start)
         new = self.conv.matched(out[:, self.done - start: end - start], self.frames)
         self.mel_out = new if self.mel_out is None else torch.cat([self.mel_out, new], dim=1)
 
