@@ -65,7 +65,7 @@ class TrainConfig:
     gan_lr: float = 2e-4
     gan_time_stride: int = 2                    # the critic's stride in time: 2 (8 x 8 patches) or 1 (every frame)
     gan_low_band: int = 0                       # the critic sees the mel bands from this one up (0: all; 40 of
-                                                # 80: above ~1 kHz, where the voice's detail is lost)
+                                                # 80: above ~1.7 kHz, where the voice's detail is lost)
     swap_strength: float = 1.0                  # the swap decodes with source + s * (other - source) of the
                                                 # speaker vectors, s uniform in [1, swap_strength] per item
                                                 # (> 1: trains the conversions that vc.convert's strength makes)
