@@ -137,22 +137,26 @@ class Live:
         window = self.mel_in[:, start - self.mel0:]                   # (n_mels, ready - start)
         with torch.inference_mode():
             code = self.conv.model.encode(window)
-            speaker = self.speaker
-            if self.conv.strength != 1.0:
-                # the conversion strength, as offline: source + s * (target - source), the source
-                # being the mean of every window's own vector so far, weighted by the frames each
-                # adds (one window's vector alone would move the voice from window to window);
-                # with the gate, by its loud frames only (a window of a pause is noise, scaled up)
-                n = end - self.done
-                if self.gate:
-                    n = int(self.loud[max(0, self.done - self.loud0): max(0, end - self.loud0)].sum())
-                self.own_sum = self.own_sum + n * code.speaker[0]
-                self.own_frames += n
-                own = self.own_sum / self.own_frames if self.own_frames else code.speaker[0]
-                speaker = toward(own, speaker, self.conv.strength)
+            speaker = self._voice(code.speaker[0], end)
             out = self.conv.model.decode(code.with_speaker(speaker[None]))[0]   # (n_mels, ready - start)
         new = self.conv.matched(out[:, self.done - start: end - start], self.frames)
         self.mel_out = new if self.mel_out is None else torch.cat([self.mel_out, new], dim=1)
+
+    def _voice(self, own: torch.Tensor, end: int) -> torch.Tensor:
+        """The vector to decode frames [done, end) with, given this window's own vector ``own``: the
+        target's, or at the Converter's strength s != 1 source + s * (target - source) as offline,
+        the source being the mean of every window's own vector so far, weighted by the frames each
+        adds (one window's vector alone would move the voice from window to window); with the
+        gate, by its loud frames only (a window of a pause is noise, scaled up)."""
+        if self.conv.strength == 1.0:
+            return self.speaker
+        n = end - self.done
+        if self.gate:
+            n = int(self.loud[max(0, self.done - self.loud0): max(0, end - self.loud0)].sum())
+        self.own_sum = self.own_sum + n * own
+        self.own_frames += n
+        source = self.own_sum / self.own_frames if self.own_frames else own
+        return toward(source, self.speaker, self.conv.strength)
 
     def _measure(self, wav: np.ndarray) -> None:
         """The gate's side of new input: which of its complete hops are loud."""
