@@ -89,6 +89,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def recall_checkpoints(tmp_path_factory) -> dict:
+    """Two tiny models with frame attention (vc.model.FrameAttention), the same but for its gate:
+    "open" (random, as training leaves it) and "shut" (zero, as it starts) -> {name: path}."""
+    torch.manual_seed(0)
+    model = VoiceConverter(ModelConfig(**TINY, frame_attention=True)).eval()
+    folder, paths = tmp_path_factory.mktemp("recall"), {}
+    for name, std in (("shut", 0.0), ("open", 0.5)):
+        torch.nn.init.normal_(model.decoder.attention.gate.weight, std=std)
+        paths[name] = save_checkpoint(folder / f"{name}.pt", model, MelConfig(), meta={"note": "tests only"})
+    return paths
+
+
+@pytest.fixture(scope="session")
 def pitch_checkpoint(tmp_path_factory) -> Path:
     """A tiny model whose decoder reads the source's pitch (vc.pitch), its pitch projections made
     non-zero (as training makes them), saved as a vc checkpoint."""

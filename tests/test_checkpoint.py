@@ -69,6 +69,30 @@ def test_average_refuses_another_architecture(tmp_path):
     assert "wide.pt" in str(e.value) and "architecture" in str(e.value) and "\n" not in str(e.value)
 
 
+def test_average_with_a_frame_attention_model_keeps_its_gate_whole(tmp_path):
+    """A model without frame attention averages with one that has it (a fine-tune that added it):
+    the shared weights are the mean, the attention's weights the one model's (not halved)."""
+    plain = tiny_model(seed=1)
+    torch.manual_seed(2)
+    recalling = VoiceConverter(ModelConfig(**TINY, frame_attention=True, frame_attention_band=40))
+    torch.nn.init.normal_(recalling.decoder.attention.gate.weight)
+    save_checkpoint(tmp_path / "plain.pt", plain, MelConfig())
+    save_checkpoint(tmp_path / "recalling.pt", recalling, MelConfig())
+    for order in (["plain.pt", "recalling.pt"], ["recalling.pt", "plain.pt"]):
+        soup, _, _ = average_models([tmp_path / n for n in order])
+        assert soup.cfg.frame_attention and soup.cfg.frame_attention_band == 40
+        for name, value in soup.state_dict().items():
+            if name.startswith("decoder.attention."):
+                assert torch.equal(value, recalling.state_dict()[name]), name
+            else:
+                assert torch.allclose(value, (plain.state_dict()[name] + recalling.state_dict()[name]) / 2,
+                                      atol=1e-6), name
+    other = VoiceConverter(ModelConfig(**TINY, frame_attention=True))         # another band: refused
+    save_checkpoint(tmp_path / "other.pt", other, MelConfig())
+    with pytest.raises(CheckpointError, match="architecture"):
+        average_models([tmp_path / "recalling.pt", tmp_path / "other.pt"])
+
+
 def test_a_training_checkpoints_moving_average_is_what_runs_unless_raw_is_asked(tmp_path):
     trained, averaged = tiny_model(seed=1), tiny_model(seed=2)
     save_checkpoint(tmp_path / "run.pt", trained, MelConfig(),

@@ -193,3 +193,44 @@ def test_the_web_pages_swap_of_a_pitch_model_is_the_converters(pitch_checkpoint,
     ab, ba, _ = swap_clips(conv, wav_a, wav_b)
     expected_ab, expected_ba = conv.swap(wav_a, wav_b)
     assert abs(ab - expected_ab).max() < 1e-4 and abs(ba - expected_ba).max() < 1e-4
+
+
+# -- a model with frame attention (ModelConfig.frame_attention, vc.model.FrameAttention) ------
+@pytest.mark.parametrize("command", ["convert", "swap", "batch"])
+def test_a_frame_attention_model_recalls_the_targets_frames_in_every_command(tmp_path, recall_checkpoints,
+                                                                            wav_a, wav_b, command):
+    """With matching off, each command still gives the model the target's speech frames: its
+    opened gate changes what is written (a shut one decodes as the plain model)."""
+    import shutil
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    shutil.copy(wav_a, sources / wav_a.name)
+    written = {}
+    for name, path in recall_checkpoints.items():
+        out = tmp_path / name
+        argv = {"convert": ["convert", str(wav_a), str(wav_b), "-o", str(out / "a.wav")],
+                "swap": ["swap", str(wav_a), str(wav_b), "-o", str(out)],
+                "batch": ["batch", "--sources", str(sources), "--target", str(wav_b), "-o", str(out),
+                          "--workers", "1", "--threads", "1"]}[command]
+        assert main(argv + ["--model", str(path), "--vocoder", "griffinlim", "--match", "0",
+                            "--match-high", "0"]) == 0
+        written[name] = {p.relative_to(out): sf.read(str(p))[0] for p in sorted(out.rglob("*.wav"))}
+    assert written["open"].keys() == written["shut"].keys() and written["open"]
+    for key, wav in written["open"].items():
+        assert abs(wav - written["shut"][key]).max() > 1e-4, key
+
+
+def test_the_web_page_and_the_stream_of_a_frame_attention_model_recall_the_target(recall_checkpoints,
+                                                                                  wav_a, wav_b):
+    """The page's swap is the Converter's; live conversion recalls the target's frames too."""
+    import numpy as np
+    from vc.demo import swap_clips
+    streamed = {}
+    for name, path in recall_checkpoints.items():
+        conv = load(path, vocoder="griffinlim", strength=1.25, match=0, match_high=0)
+        ab, ba, _ = swap_clips(conv, wav_a, wav_b)
+        expected_ab, expected_ba = conv.swap(wav_a, wav_b)
+        assert abs(ab - expected_ab).max() < 1e-4 and abs(ba - expected_ba).max() < 1e-4
+        wav = conv.load(wav_a)
+        streamed[name] = np.concatenate(list(conv.stream(np.array_split(wav, 8), wav_b)))
+    assert abs(streamed["open"] - streamed["shut"]).max() > 1e-4

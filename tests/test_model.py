@@ -127,3 +127,71 @@ def test_speaker_noise_reaches_the_decoder_in_training_only(real_mels):
     torch.testing.assert_close(noisy.speaker, clean.speaker)         # the vector itself stays clean
     torch.testing.assert_close(quiet.recon, clean.recon)             # nothing else differs in training
     assert (noisy.recon - clean.recon).abs().max() > 1e-4            # the decoder heard another vector
+
+
+def _recalling(seed: int = 0, band: int = 0) -> VoiceConverter:
+    """A tiny model with frame attention whose gate is open (random), as training leaves it."""
+    torch.manual_seed(seed)
+    model = VoiceConverter(ModelConfig(**TINY, frame_attention=True, frame_attention_band=band)).eval()
+    torch.nn.init.normal_(model.decoder.attention.gate.weight, std=0.3)
+    return model
+
+
+def test_frame_attention_starts_shut_so_a_warm_start_decodes_as_before(real_mels):
+    """Its gate starts at zero: with the weights of a model without it, the output is that model's,
+    with or without reference frames."""
+    plain = tiny_model()
+    model = VoiceConverter(ModelConfig(**TINY, frame_attention=True)).eval()
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert missing and all(k.startswith("decoder.attention.") for k in missing)
+    a, b = real_mels[0], real_mels[1]
+    with torch.no_grad():
+        assert torch.allclose(model.swap(a, b)[0], plain.swap(a, b)[0], atol=1e-5)
+
+
+def test_frame_attention_recalls_the_voices_frames_in_its_bands_only(real_mels):
+    """Opened, the output depends on the reference frames, only in the bands from
+    ``frame_attention_band`` up, and not on the reference's silent frames; without reference frames
+    it decodes as if shut."""
+    model = _recalling(band=40)
+    a, b, c = real_mels[0], real_mels[1], real_mels[2]
+    with torch.no_grad():
+        code = model.encode(a)
+        vector = model.embed_speaker(b)
+        plain = model.decode(code.with_speaker(vector))[0]
+        with_b = model.decode(code.with_speaker(vector, model.reference(b)))[0]
+        with_c = model.decode(code.with_speaker(vector, model.reference(c)))[0]
+        silence = torch.full((80, 50), -11.5)           # far below b's speech: never recalled
+        padded = model.decode(code.with_speaker(vector, model.reference(torch.cat([b, silence], 1))))[0]
+    assert (with_b - with_c)[40:].abs().mean() > 1e-3
+    assert torch.allclose(with_b[:40], plain[:40]) and torch.allclose(with_c[:40], plain[:40])
+    assert torch.allclose(padded, with_b, atol=1e-5)
+    assert not torch.allclose(with_b, plain)
+
+
+def test_frame_attention_in_training_recalls_the_references_and_the_swaps_targets():
+    """The training pass decodes the reconstruction with the references' frames and the swap with
+    the frames of the item it takes the voice from."""
+    model = _recalling().train()
+    seg, ref = torch.randn(4, 80, 64) - 5, torch.randn(4, 80, 64) - 5
+    torch.manual_seed(1)
+    out = model(seg, ref, swap_shift=1)
+    model.eval()
+    with torch.no_grad():
+        code = model.encode(seg)
+        spk = model.embed_speaker(ref)
+        recon = model.decode(code.with_speaker(spk, model.reference(ref)))
+        swap = model.decode(code.with_speaker(spk.roll(1, 0), model.reference(ref.roll(1, 0))))
+    assert torch.allclose(out.recon, recon, atol=1e-4) and torch.allclose(out.swapped, swap, atol=1e-4)
+
+
+def test_frame_attention_on_long_inputs_is_computed_in_pieces(real_mels, monkeypatch):
+    """Attention over a long input in pieces of ROWS query frames gives what one piece gives."""
+    from vc.model import FrameAttention
+    model = _recalling(seed=3)
+    a, b = real_mels[0], real_mels[1]
+    with torch.no_grad():
+        whole = model.swap(a, b)[0]
+        monkeypatch.setattr(FrameAttention, "ROWS", 7)
+        pieces = model.swap(a, b)[0]
+    assert torch.allclose(whole, pieces, atol=1e-5)

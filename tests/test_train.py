@@ -244,6 +244,7 @@ OPTIONS = {
     "band_tilt": dict(band_tilt=3.0),
     "voice_warp": dict(voice_warp=0.2),
     "post_blocks": dict(model=dict(TINY, post_blocks=2)),
+    "frame_attention": dict(model=dict(TINY, frame_attention=True), cycle_content=1.0),
     "pitch": dict(model=dict(TINY, pitch_channels=2), cycle_content=1.0),
     "speaker_noise": dict(model=dict(TINY, speaker_noise=0.1), cycle_content=1.0, cycle_speaker=1.0),
     "asr": dict(asr_weight=1.0),
@@ -289,7 +290,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
         "gan_low_band": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
-        "voice_warp": "loss/reconstruction", "band_tilt": "loss/reconstruction", "post_blocks": "loss/reconstruction", "pitch": "loss/reconstruction",
+        "voice_warp": "loss/reconstruction", "band_tilt": "loss/reconstruction", "post_blocks": "loss/reconstruction", "frame_attention": "loss/reconstruction", "pitch": "loss/reconstruction",
         "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     if option == "cycle_speaker_two_judges":      # each judge's term is logged, the loss is their mean
@@ -306,6 +307,8 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         assert plain.speakers.tolist() == warped.speakers.tolist()
         assert not torch.allclose(plain.segments, warped.segments)
         assert not torch.allclose(plain.references, warped.references)
+    if option == "frame_attention":  # the gate, shut at the start, has opened
+        assert run.model.decoder.attention.gate.weight.abs().sum() > 0
     if option == "per_speaker_2_with_cycles":
         batch = run.draw(1)
         assert batch.speakers.tolist()[0::2] == batch.speakers.tolist()[1::2]   # pairs of one speaker

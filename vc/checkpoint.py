@@ -15,6 +15,7 @@ Files are written to a temporary name and renamed, so a kill never leaves a half
 from __future__ import annotations
 
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -93,27 +94,36 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     """Uniform weight average of checkpoints of one architecture: a "model soup" (Wortsman et al.
     2022). It works for fine-tunes of one start (e.g. several seeds or recipes continued from the
     same model), whose weights stay in one basin; unrelated models average to noise.
-    Each input contributes its :func:`weights` (``ema`` as there).
+    Each input contributes its :func:`weights` (``ema`` as there). One architecture, except that
+    some inputs may have frame attention (vc.model.FrameAttention) where the others have none: its
+    weights are then the mean over the inputs that have it (a model without it decodes as one
+    whose gate is shut, so its weights do not dilute the gate).
     -> (averaged model in eval mode, feature config, each input's raw checkpoint dict)."""
     paths = [Path(p) for p in paths]
     if not paths:
         raise CheckpointError("no checkpoints to average")
-    model, mel_cfg, first = load_model(paths[0], ema=ema)
-    states = [first]
-    for path in paths[1:]:
-        state = read_checkpoint(path)
-        if ModelConfig.from_dict(state["model_config"]) != model.cfg:
-            raise CheckpointError(f"{path}: another architecture than {paths[0]}, cannot average "
-                                  f"({state['model_config']} vs {model.cfg.to_dict()})")
-        states.append(state)
+    states = [read_checkpoint(p) for p in paths]
+    mel_cfg = MelConfig.from_dict(states[0]["mel_config"])
+    cfgs = [ModelConfig.from_dict(s["model_config"]) for s in states]
+    cfg = next((c for c in cfgs if c.frame_attention), cfgs[0])
+    for path, c in zip(paths, cfgs):
+        if c != cfg and (c.frame_attention or replace(c, frame_attention=True,
+                                                      frame_attention_band=cfg.frame_attention_band) != cfg):
+            raise CheckpointError(f"{path}: another architecture than {paths[cfgs.index(cfg)]}, cannot "
+                                  f"average ({c.to_dict()} vs {cfg.to_dict()})")
+    model = VoiceConverter(cfg)
     mean, each = {}, [weights(s, ema) for s in states]
-    for name, value in each[0].items():
-        if value.is_floating_point():
-            mean[name] = torch.stack([w[name].float() for w in each]).mean(0).to(value.dtype)
-        else:
-            mean[name] = value
-    model.load_state_dict(mean)
-    return model, mel_cfg, states
+    for name, value in model.state_dict().items():
+        have = [w[name] for w in each if name in w]
+        if not have:
+            raise CheckpointError(f"{paths[0]}: no input has the weights {name}")
+        mean[name] = (torch.stack([v.float() for v in have]).mean(0).to(have[0].dtype)
+                      if have[0].is_floating_point() else have[0])
+    try:
+        model.load_state_dict(mean)
+    except RuntimeError as e:
+        raise CheckpointError(f"{paths[0]}: weights do not fit the model config ({str(e).splitlines()[0]})") from None
+    return model.eval(), mel_cfg, states
 
 
 def _steps(state: dict) -> int | None:

@@ -129,8 +129,8 @@ class Timings:
 
 @dataclass
 class Voice:
-    """A target voice: its speaker vector (speaker_dim,) and, when matching (either kind) is on, the
-    speech frames (n_mels, S) of its clips (else None)."""
+    """A target voice: its speaker vector (speaker_dim,) and, when matching (either kind) is on or
+    the model has frame attention, the speech frames (n_mels, S) of its clips (else None)."""
     vector: torch.Tensor
     frames: torch.Tensor | None = None
 
@@ -205,14 +205,20 @@ class Converter:
         return self.model.embed_speaker(mel)[0]
 
     def bank(self, mel: torch.Tensor) -> torch.Tensor | None:
-        """(n_mels, T) of a target clip -> its speech frames (n_mels, S) for matching (vc.match);
-        None when both kinds are off."""
-        return speech_frames(mel) if self.matching else None
+        """(n_mels, T) of a target clip -> its speech frames (n_mels, S) for matching (vc.match) and
+        a model's frame attention; None when neither needs them."""
+        return speech_frames(mel) if self.needs_frames else None
 
     @property
     def matching(self) -> bool:
         """Whether the output moves toward real target frames (envelope or high-band matching)."""
         return bool(self.match or self.match_high)
+
+    @property
+    def needs_frames(self) -> bool:
+        """Whether a conversion needs the target's real frames (:meth:`bank`): for matching, or
+        for a model with frame attention (vc.model.FrameAttention)."""
+        return self.matching or self.model.cfg.frame_attention
 
     @torch.inference_mode()
     def target(self, *targets) -> Voice:
@@ -223,7 +229,7 @@ class Converter:
         wavs = [self.load(t, "target waveform") for t in targets]
         mels = [self.mel(w) for w in wavs]
         vecs = [self.voice(m, self.pitch(w) if self.adapt_steps else None) for m, w in zip(mels, wavs)]
-        frames = torch.cat([self.bank(m) for m in mels], 1) if self.matching else None
+        frames = torch.cat([self.bank(m) for m in mels], 1) if self.needs_frames else None
         return Voice(torch.stack(vecs).mean(0), frames)
 
     def speaker(self, *targets) -> torch.Tensor:
@@ -261,9 +267,16 @@ class Converter:
             if own is None:
                 own = self.voice(source, pitch) if self.adapt_steps else code.speaker[0]
             speaker = toward(own, speaker, self.strength)
-        out = self.matched(self.model.decode(code.with_speaker(speaker[None]))[0], frames)
+        out = self.matched(self.decode(code, speaker, frames), frames)
         self.timings.add("model", time.perf_counter() - t)
         return out
+
+    def decode(self, code, speaker: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+        """A content code (vc.model.Code of one utterance) in the voice of ``speaker`` (speaker_dim,)
+        -> (n_mels, code.frames); a model with frame attention also recalls the target's speech
+        ``frames`` (n_mels, S), when given."""
+        reference = None if frames is None else self.model.reference(frames)
+        return self.model.decode(code.with_speaker(speaker[None], reference))[0]
 
     def matched(self, mel: torch.Tensor, frames: torch.Tensor | None) -> torch.Tensor:
         """A decoded (n_mels, T) matched to ``frames`` (vc.match): its envelope, then its high bands,

@@ -99,9 +99,10 @@ def swap_clips(conv: Converter, a, b, match_input_loudness: bool = True, progres
         if conv.adapt_steps:             # as Converter.voice
             ca, cb = ca.with_speaker(conv.voice(ma, pa)[None]), cb.with_speaker(conv.voice(mb, pb)[None])
         s = conv.strength                # as Converter.convert_mel
-        mab = conv.model.decode(ca.with_speaker(toward(ca.speaker, cb.speaker, s)))[0]   # A's content, B's voice
-        mba = conv.model.decode(cb.with_speaker(toward(cb.speaker, ca.speaker, s)))[0]
-        mab, mba = conv.matched(mab, conv.bank(mb)), conv.matched(mba, conv.bank(ma))    # vc.match, when on
+        fa, fb = conv.bank(ma), conv.bank(mb)                    # real frames, when matching or recalling
+        mab = conv.decode(ca, toward(ca.speaker, cb.speaker, s)[0], fb)   # A's content, B's voice
+        mba = conv.decode(cb, toward(cb.speaker, ca.speaker, s)[0], fa)
+        mab, mba = conv.matched(mab, fb), conv.matched(mba, fa)  # vc.match, when on
         conv.timings.add("model", time.perf_counter() - t)
     ab, ba = vocode_both(conv, mab, mba, progress)
     if match_input_loudness:

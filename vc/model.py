@@ -9,6 +9,7 @@ Shapes at the boundaries (B batch, T mel frames, D = 2 ** len(strides) time down
     Code.content   (B, content_dim, T'/D)  T' = T padded up to a multiple of D
     Code.speaker   (B, speaker_dim)        one vector per utterance, any T
     pitch          (B, pitch_channels, T)  the source's melody (vc.pitch), for a model that reads it
+    Code.reference (B, n_mels, S)          real frames of the voice, for a model with frame_attention
     decode(code)   (B, n_mels, T)          cropped back to the input's length
 Unbatched (n_mels, T) inputs are accepted and give unbatched outputs.
 """
@@ -43,6 +44,11 @@ class ModelConfig:
                                  # 0.07 did not cut adaptation's quality loss (screening row s28_spknoise)
     pitch_channels: int = 0      # rows of vc.pitch features the decoder reads (2), or 0 for none; the
                                  # source's pitch must then come with every decode (Code.pitch)
+    frame_attention: bool = False  # the decoder moves each output frame toward a soft mix of the
+                                 # voice's real frames (Code.reference), by a gate it learns per band and
+                                 # frame (FrameAttention); its gate starts at zero: a warm start first
+                                 # computes what the model without it did
+    frame_attention_band: int = 0  # the first mel band the gate may open (0: all)
     mel_mean: float = -5.0       # fixed input scaling of log-mels
     mel_std: float = 2.5
 
@@ -69,9 +75,13 @@ class Code:
     speaker: torch.Tensor   # (B, speaker_dim)
     frames: int             # length in mel frames of the utterance it came from
     pitch: torch.Tensor | None = None   # (B, pitch_channels, frames): for a model that reads it
+    reference: torch.Tensor | None = None   # (B, n_mels, S) scaled log-mel frames of the voice: for a
+                                            # model with frame_attention (None: decode without them)
 
-    def with_speaker(self, speaker: torch.Tensor) -> "Code":
-        return replace(self, speaker=speaker)
+    def with_speaker(self, speaker: torch.Tensor, reference: torch.Tensor | None = None) -> "Code":
+        """This code in another voice: its ``speaker`` vector and, for a model with frame
+        attention, its ``reference`` frames (as :meth:`VoiceConverter.reference` gives them)."""
+        return replace(self, speaker=speaker, reference=reference)
 
 
 def toward(own: torch.Tensor, other: torch.Tensor, strength) -> torch.Tensor:
@@ -171,6 +181,49 @@ class SpeakerEncoder(nn.Module):
         return self.head(stats)
 
 
+class FrameAttention(nn.Module):
+    """Real frames of the voice, recalled frame by frame (kNN-VC's matching, Baas et al. 2023, made
+    soft and learned): (B, C, T) decoder features, (B, n_mels, T) its mel, (B, n_mels, S) reference
+    frames -> (B, n_mels, T)
+
+        out = mel + g(h) * (sum_s a_ts ref_s - mel),   a_ts = softmax_s(-|P mel_t - P ref_s|^2 / n_mels / tau)
+
+    P (n_mels x n_mels, starts as the identity) and tau are learned, and so is the gate g (one
+    value per band and frame, from the decoder's features; zero below ``frame_attention_band``), whose layer
+    starts at zero. Trained with references from other utterances of the speaker (vc.batches), so
+    that it cannot copy the words. Only the reference's speech frames are recalled (within
+    ``SPEECH_DB`` of its loudest, as vc.match.speech_mask), so a whole clip or its speech frames
+    alone give the same output."""
+
+    ROWS = 4096                     # query frames attended at once (bounded memory on long inputs)
+    SPEECH_DB = 40.0
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.proj = nn.Linear(cfg.n_mels, cfg.n_mels, bias=False)
+        nn.init.eye_(self.proj.weight)
+        self.log_tau = nn.Parameter(torch.tensor(math.log(0.05)))
+        self.gate = nn.Conv1d(cfg.channels, cfg.n_mels, 1)
+        nn.init.zeros_(self.gate.weight), nn.init.zeros_(self.gate.bias)
+        self.quiet = self.SPEECH_DB / 20 * math.log(10) / cfg.mel_std   # in scaled log-mel
+        self.register_buffer("bands", (torch.arange(cfg.n_mels) >= cfg.frame_attention_band).float()[:, None],
+                             persistent=False)
+
+    def forward(self, h: torch.Tensor, mel: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        keys = self.proj(reference.transpose(1, 2).to(mel.dtype))            # (B, S, n_mels)
+        values = reference.transpose(1, 2).to(mel.dtype)
+        level = reference.float().mean(1)                                   # (B, S)
+        quiet = (level < level.max(1, keepdim=True).values - self.quiet)[:, None]   # (B, 1, S)
+        recalled = []
+        for q in mel.transpose(1, 2).split(self.ROWS, dim=1):               # (B, rows, n_mels)
+            d = torch.cdist(self.proj(q).float(), keys.float()) ** 2 / mel.shape[1]
+            logits = (-d / self.log_tau.exp()).masked_fill(quiet, float("-inf"))
+            a = torch.softmax(logits, dim=2).to(mel.dtype)                  # (B, rows, S)
+            recalled.append(a @ values)
+        recalled = torch.cat(recalled, 1).transpose(1, 2)                  # (B, n_mels, T)
+        return mel + self.gate(h) * self.bands * (recalled - mel)
+
+
 class Decoder(nn.Module):
     """(B, content_dim, T / D) and (B, speaker_dim) -> (B, n_mels, T).
 
@@ -198,6 +251,7 @@ class Decoder(nn.Module):
                                       if cfg.pitch_channels else [])
         for layer in self.pitch_in:
             nn.init.zeros_(layer.weight), nn.init.zeros_(layer.bias)
+        self.attention = FrameAttention(cfg) if cfg.frame_attention else None
         self.post = nn.ModuleList([ResBlock(C, K, "adain", cfg.speaker_dim) for _ in range(cfg.post_blocks)])
         if cfg.post_blocks:
             self.post_out = nn.Conv1d(C, cfg.n_mels, 1)
@@ -212,7 +266,10 @@ class Decoder(nn.Module):
         pooled = F.avg_pool1d(pitch, rate) if rate > 1 else pitch
         return self.pitch_in[i](pooled.to(self.pitch_in[i].weight.dtype))
 
-    def forward(self, content: torch.Tensor, spk: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, content: torch.Tensor, spk: torch.Tensor, pitch: torch.Tensor | None = None,
+                reference: torch.Tensor | None = None) -> torch.Tensor:
+        """``reference`` (B, n_mels, S), scaled: the voice's real frames, for a decoder with frame
+        attention (without them it decodes as if its gate were shut)."""
         if self.pitch_in:                # the pitch of T frames, padded with unvoiced ones (or cut) to T'
             if pitch is None:
                 raise ValueError("this model reads the source's pitch: give it the vc.pitch features "
@@ -232,6 +289,8 @@ class Decoder(nn.Module):
             for block in self.post:
                 x = block(x, spk)
             mel = mel + self.post_out(x)
+        if self.attention is not None and reference is not None:
+            mel = self.attention(x, mel, reference)
         return mel
 
 
@@ -302,6 +361,11 @@ class VoiceConverter(nn.Module):
         """(B, n_mels, T) or (n_mels, T) -> (B, speaker_dim)."""
         return self.speaker_encoder(self._batched(mel))
 
+    def reference(self, mel: torch.Tensor) -> torch.Tensor | None:
+        """(B, n_mels, S) or (n_mels, S) real frames of a voice -> the ``Code.reference`` that a model
+        with frame attention decodes with (scaled, batched); None for a model without it."""
+        return self._batched(mel) if self.cfg.frame_attention else None
+
     def fit_speaker(self, mel: torch.Tensor, steps: int, lr: float = 0.002,
                     pitch: torch.Tensor | None = None) -> torch.Tensor:
         """(B, n_mels, T) or (n_mels, T) -> (B, speaker_dim): the speaker vector with which the
@@ -335,20 +399,21 @@ class VoiceConverter(nn.Module):
 
     def decode(self, code: Code) -> torch.Tensor:
         """Code -> (B, n_mels, code.frames)."""
-        out = self.decoder(code.content, code.speaker, code.pitch)[:, :, : code.frames]
+        out = self.decoder(code.content, code.speaker, code.pitch, code.reference)[:, :, : code.frames]
         return out * self.cfg.mel_std + self.cfg.mel_mean
 
     def convert(self, source: torch.Tensor, target: torch.Tensor, pitch: torch.Tensor | None = None) -> torch.Tensor:
         """The words of ``source`` in the voice of ``target``; output has source's length and rank.
         ``pitch``: the source's (for a model that reads it)."""
-        out = self.decode(self.encode(source, pitch).with_speaker(self.embed_speaker(target)))
+        out = self.decode(self.encode(source, pitch).with_speaker(self.embed_speaker(target), self.reference(target)))
         return out[0] if source.dim() == 2 else out
 
     def swap(self, a: torch.Tensor, b: torch.Tensor, pitch_a: torch.Tensor | None = None,
              pitch_b: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(a's words in b's voice, b's words in a's voice); each with its source's length."""
         ca, cb = self.encode(a, pitch_a), self.encode(b, pitch_b)
-        ab, ba = self.decode(ca.with_speaker(cb.speaker)), self.decode(cb.with_speaker(ca.speaker))
+        ab = self.decode(ca.with_speaker(cb.speaker, self.reference(b)))
+        ba = self.decode(cb.with_speaker(ca.speaker, self.reference(a)))
         return (ab[0], ba[0]) if a.dim() == 2 else (ab, ba)
 
     def forward(self, content_mel: torch.Tensor, speaker_mel: torch.Tensor, swap_shift: int = 0,
@@ -357,25 +422,28 @@ class VoiceConverter(nn.Module):
         reads it) with the speaker of ``speaker_mel``.
         With ``swap_shift`` > 0 also decodes each content code with the speaker vector of the item
         ``swap_shift`` places further in the batch (a conversion, for the cycle losses); with
-        ``swap_strength`` s > 1, with own + u * (other - own), u uniform in [1, s] per item."""
+        ``swap_strength`` s > 1, with own + u * (other - own), u uniform in [1, s] per item.
+        A model with frame attention recalls the frames of ``speaker_mel`` (the swap: the other item's)."""
         x = self._pad(self._batched(content_mel))
         content = self.content_encoder(x)
         if self.training and self.cfg.content_noise > 0:
             content = content + self.cfg.content_noise * torch.randn_like(content)
         spk = self.speaker_encoder(self._batched(speaker_mel))
+        ref = self.reference(speaker_mel)
         heard = spk                                   # what the decoder gets
         if self.training and self.cfg.speaker_noise > 0:
             heard = spk + self.cfg.speaker_noise * torch.randn_like(spk)
         T = content_mel.shape[-1]
         pitch = self._pitch(pitch, T)
-        out = self.decoder(content, heard, pitch)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+        out = self.decoder(content, heard, pitch, ref)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         swapped = None
         if swap_shift:
             other = heard.roll(swap_shift, 0)
             if swap_strength != 1.0:
                 u = torch.empty(spk.shape[0], 1, device=spk.device).uniform_(1.0, swap_strength)
                 other = toward(heard, other, u.to(spk.dtype))
-            swapped = self.decoder(content, other, pitch)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
+            other_ref = None if ref is None else ref.roll(swap_shift, 0)
+            swapped = self.decoder(content, other, pitch, other_ref)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
         return TrainOutput(out, content, spk, swapped)
 
 

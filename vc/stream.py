@@ -138,7 +138,7 @@ class Live:
         with torch.inference_mode():
             code = self.conv.model.encode(window)
             speaker = self._voice(code.speaker[0], end)
-            out = self.conv.model.decode(code.with_speaker(speaker[None]))[0]   # (n_mels, ready - start)
+            out = self.conv.decode(code, speaker, self.frames)           # (n_mels, ready - start)
         new = self.conv.matched(out[:, self.done - start: end - start], self.frames)
         self.mel_out = new if self.mel_out is None else torch.cat([self.mel_out, new], dim=1)
 
