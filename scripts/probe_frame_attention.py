@@ -1,4 +1,4 @@
-"""Where does a model with frame attention (vc.model.FrameAttention) recall the target's frames?
+"""Where does a model with frame attention (vc.frame_attention.FrameAttention) recall the target's frames?
 
     python scripts/probe_frame_attention.py --model CKPT [--data ../shared/data/manifest.tsv]
         [--split val] [--pairs 20] [--plot gate.png]

@@ -90,7 +90,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def recall_checkpoints(tmp_path_factory) -> dict:
-    """Two tiny models with frame attention (vc.model.FrameAttention), the same but for its gate:
+    """Two tiny models with frame attention (vc.frame_attention.FrameAttention), the same but for its gate:
     "open" (random, as training leaves it) and "shut" (zero, as it starts) -> {name: path}."""
     torch.manual_seed(0)
     model = VoiceConverter(ModelConfig(**TINY, frame_attention=True)).eval()

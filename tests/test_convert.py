@@ -195,7 +195,7 @@ def test_the_web_pages_swap_of_a_pitch_model_is_the_converters(pitch_checkpoint,
     assert abs(ab - expected_ab).max() < 1e-4 and abs(ba - expected_ba).max() < 1e-4
 
 
-# -- a model with frame attention (ModelConfig.frame_attention, vc.model.FrameAttention) ------
+# -- a model with frame attention (ModelConfig.frame_attention, vc.frame_attention.FrameAttention) ------
 @pytest.mark.parametrize("command", ["convert", "swap", "batch"])
 def test_a_frame_attention_model_recalls_the_targets_frames_in_every_command(tmp_path, recall_checkpoints,
                                                                             wav_a, wav_b, command):

@@ -187,7 +187,7 @@ def test_frame_attention_in_training_recalls_the_references_and_the_swaps_target
 
 def test_frame_attention_on_long_inputs_is_computed_in_pieces(real_mels, monkeypatch):
     """Attention over a long input in pieces of ROWS query frames gives what one piece gives."""
-    from vc.model import FrameAttention
+    from vc.frame_attention import FrameAttention
     model = _recalling(seed=3)
     a, b = real_mels[0], real_mels[1]
     with torch.no_grad():

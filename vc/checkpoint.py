@@ -95,7 +95,7 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     2022). It works for fine-tunes of one start (e.g. several seeds or recipes continued from the
     same model), whose weights stay in one basin; unrelated models average to noise.
     Each input contributes its :func:`weights` (``ema`` as there). One architecture, except that
-    some inputs may have frame attention (vc.model.FrameAttention) where the others have none: its
+    some inputs may have frame attention (vc.frame_attention.FrameAttention) where the others have none: its
     weights are then the mean over the inputs that have it (a model without it decodes as one
     whose gate is shut, so its weights do not dilute the gate).
     -> (averaged model in eval mode, feature config, each input's raw checkpoint dict)."""

@@ -217,7 +217,7 @@ class Converter:
     @property
     def needs_frames(self) -> bool:
         """Whether a conversion needs the target's real frames (:meth:`bank`): for matching, or
-        for a model with frame attention (vc.model.FrameAttention)."""
+        for a model with frame attention (vc.frame_attention.FrameAttention)."""
         return self.matching or self.model.cfg.frame_attention
 
     @torch.inference_mode()

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .frame_attention import FrameAttention
+
 
 @dataclass
 class ModelConfig:
@@ -46,7 +48,7 @@ class ModelConfig:
                                  # source's pitch must then come with every decode (Code.pitch)
     frame_attention: bool = False  # the decoder moves each output frame toward a soft mix of the
                                  # voice's real frames (Code.reference), by a gate it learns per band and
-                                 # frame (FrameAttention); its gate starts at zero: a warm start first
+                                 # frame (vc.frame_attention); its gate starts at zero: a warm start first
                                  # computes what the model without it did
     frame_attention_band: int = 0  # the first mel band the gate may open (0: all)
     mel_mean: float = -5.0       # fixed input scaling of log-mels
@@ -181,49 +183,6 @@ class SpeakerEncoder(nn.Module):
         return self.head(stats)
 
 
-class FrameAttention(nn.Module):
-    """Real frames of the voice, recalled frame by frame (kNN-VC's matching, Baas et al. 2023, made
-    soft and learned): (B, C, T) decoder features, (B, n_mels, T) its mel, (B, n_mels, S) reference
-    frames -> (B, n_mels, T)
-
-        out = mel + g(h) * (sum_s a_ts ref_s - mel),   a_ts = softmax_s(-|P mel_t - P ref_s|^2 / n_mels / tau)
-
-    P (n_mels x n_mels, starts as the identity) and tau are learned, and so is the gate g (one
-    value per band and frame, from the decoder's features; zero below ``frame_attention_band``), whose layer
-    starts at zero. Trained with references from other utterances of the speaker (vc.batches), so
-    that it cannot copy the words. Only the reference's speech frames are recalled (within
-    ``SPEECH_DB`` of its loudest, as vc.match.speech_mask), so a whole clip or its speech frames
-    alone give the same output."""
-
-    ROWS = 4096                     # query frames attended at once (bounded memory on long inputs)
-    SPEECH_DB = 40.0
-
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.proj = nn.Linear(cfg.n_mels, cfg.n_mels, bias=False)
-        nn.init.eye_(self.proj.weight)
-        self.log_tau = nn.Parameter(torch.tensor(math.log(0.05)))
-        self.gate = nn.Conv1d(cfg.channels, cfg.n_mels, 1)
-        nn.init.zeros_(self.gate.weight), nn.init.zeros_(self.gate.bias)
-        self.quiet = self.SPEECH_DB / 20 * math.log(10) / cfg.mel_std   # in scaled log-mel
-        self.register_buffer("bands", (torch.arange(cfg.n_mels) >= cfg.frame_attention_band).float()[:, None],
-                             persistent=False)
-
-    def forward(self, h: torch.Tensor, mel: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
-        keys = self.proj(reference.transpose(1, 2).to(mel.dtype))            # (B, S, n_mels)
-        values = reference.transpose(1, 2).to(mel.dtype)
-        level = reference.float().mean(1)                                   # (B, S)
-        quiet = (level < level.max(1, keepdim=True).values - self.quiet)[:, None]   # (B, 1, S)
-        recalled = []
-        for q in mel.transpose(1, 2).split(self.ROWS, dim=1):               # (B, rows, n_mels)
-            d = torch.cdist(self.proj(q).float(), keys.float()) ** 2 / mel.shape[1]
-            logits = (-d / self.log_tau.exp()).masked_fill(quiet, float("-inf"))
-            a = torch.softmax(logits, dim=2).to(mel.dtype)                  # (B, rows, S)
-            recalled.append(a @ values)
-        recalled = torch.cat(recalled, 1).transpose(1, 2)                  # (B, n_mels, T)
-        return mel + self.gate(h) * self.bands * (recalled - mel)
-
-
 class Decoder(nn.Module):
     """(B, content_dim, T / D) and (B, speaker_dim) -> (B, n_mels, T).
 
@@ -251,7 +210,8 @@ class Decoder(nn.Module):
                                       if cfg.pitch_channels else [])
         for layer in self.pitch_in:
             nn.init.zeros_(layer.weight), nn.init.zeros_(layer.bias)
-        self.attention = FrameAttention(cfg) if cfg.frame_attention else None
+        self.attention = (FrameAttention(cfg.n_mels, C, cfg.frame_attention_band, cfg.mel_std)
+                          if cfg.frame_attention else None)
         self.post = nn.ModuleList([ResBlock(C, K, "adain", cfg.speaker_dim) for _ in range(cfg.post_blocks)])
         if cfg.post_blocks:
             self.post_out = nn.Conv1d(C, cfg.n_mels, 1)
