@@ -147,11 +147,10 @@ def test_stream_converts_at_the_models_strength(strong):
 
 def test_vocoder_seams_are_made_as_offline(shipped, pair):
     """Fed the offline converted mel, the stream's vocoder stage gives the offline waveform
-    within 3 % rms (measured 1.0 % with v5, 2.1 % with v6, whose sharper mels make HiFi-GAN's
-    output depend more on context beyond the 24 frames it is given; hold 16 and 48 frames of
-    context would bring it to 0.4 %, for 46 ms more latency): every held-back frame is made again
-    with its context and the pieces line up to the sample. Held back 4 frames instead of 12, the
-    error is over 20 % (61 % with v5)."""
+    within 1.5 % rms (measured 0.4 % with v11 and with the s47 frame-attention candidate, whose
+    sharper mels make HiFi-GAN's output depend more on right context): every held-back frame is
+    made again with its context and the pieces line up to the sample. Held back 12 frames (before
+    round s48) the error was 2.3 % and 4.6 %; held back 4 frames, over 20 % (61 % with v5)."""
     _, speaker, mel, offline = pair
     rms = np.sqrt(np.mean(offline ** 2))
 
@@ -166,7 +165,7 @@ def test_vocoder_seams_are_made_as_offline(shipped, pair):
         assert out.size == offline.size
         return np.sqrt(np.mean((out - offline) ** 2)) / rms
 
-    assert error() < 0.03
+    assert error() < 0.015
     assert error(hold=4, voc_context=8) > 0.2
 
 
@@ -207,7 +206,7 @@ def test_latency_is_what_it_says(tiny, example_clips):
     live = Live(tiny, tiny.speaker(example_clips[1]))
     out = sum(live.push(c).size for c in chunks(wav[: 2 * SR]))
     assert 0 <= 2 * SR - out - live.latency_frames * HOP < HOP
-    assert abs(live.latency_s - 0.25) < 0.01
+    assert abs(live.latency_s - 0.261) < 0.005
 
 
 def test_bad_input_is_one_line(tiny, example_clips, tmp_path):
