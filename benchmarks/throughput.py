@@ -3,7 +3,8 @@ of each inference stage, for 1 s, 10 s and 60 s of speech. Not a test: it prints
 
     python benchmarks/throughput.py [--model CKPT] [--threads N] [--lengths 1 10 60] [--device cpu]
 
-Stages: features (log-mel), model (speaker encoder on the 4 s target + content encoder + decoder),
+Stages: features (log-mel), model (speaker encoder on the 4 s target + content encoder + decoder,
+which recalls the target's speech frames where the model has frame attention),
 match (vc.match's envelope matching of the model's output to the target's speech frames, at the
 model's own weight, else 0.25), match-high (vc.match's high-band matching, at the model's own
 weight, else 0.5),
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
             decoded = conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0])
             fns = dict(zip(cols, (
                 lambda: conv.mel(wav),
-                lambda: conv.convert_mel(mel, conv.model.embed_speaker(target_mel)[0]),
+                lambda: conv.decode(conv.model.encode(mel), conv.model.embed_speaker(target_mel)[0], bank),
                 lambda: match_envelope(decoded, bank, weight),
                 lambda: match_high(decoded, bank, high),
                 lambda: old.vocode(mel), lambda: new.vocode(mel), lambda: gl.vocode(mel),
