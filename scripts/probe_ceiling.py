@@ -2,15 +2,18 @@
 
     python scripts/probe_ceiling.py --model vc/pretrained/default.pt --split val
 
-For one utterance of each speaker of --split, the real log-mel M and the model's reconstruction R
-(its own content and speaker vector) are mixed in controlled ways, each mix is vocoded with
-HiFi-GAN, and ECAPA-TDNN (the verifier training never touches) compares it with *another* real
-utterance of the same speaker, as `vc evaluate` does for the reconstruction row. If a mix that
-gives R the real clip's X brings the similarity back up, X is what the model loses; if one that
-gives the real clip R's X costs nothing, X is not.
+For ``--clips`` utterances of each speaker of --split (default one), the real log-mel M and the
+model's reconstruction R (its own content and speaker vector) are mixed in controlled ways, each
+mix is vocoded with HiFi-GAN, and ECAPA-TDNN (the verifier training never touches) compares it
+with *another* real utterance of the same speaker, as `vc evaluate` does for the reconstruction
+row. If a mix that gives R the real clip's X brings the similarity back up, X is what the model
+loses; if one that gives the real clip R's X costs nothing, X is not. With ``--cer`` Whisper also
+reads each mix (CER against the clip's transcript): where the reconstruction loses the words.
+
 Mixes: per-band means (the long-term spectrum, timbre), per-frame means (the energy contour),
-bands of the mel (low, mid, high), and blurring the real mel in time or in frequency (how much
-fine structure the verifier relies on). Prints one line per speaker and a Markdown table.
+bands of the mel (low, mid, high; each way round), and blurring the real mel in time or in
+frequency (how much fine structure the verifier relies on). Prints one line per clip and a
+Markdown table (two with ``--cer``).
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vc.audio import load_audio                    # noqa: E402
 from vc.convert import load                        # noqa: E402
 from vc.data import find_utterances                # noqa: E402
-from vc.evaluate import ecapa, speaker             # noqa: E402
+from vc.evaluate import asr, ecapa, speaker        # noqa: E402
 from vc.evaluate.report import bootstrap_ci       # noqa: E402
 
 
@@ -54,9 +57,27 @@ def mixes(M: torch.Tensor, R: torch.Tensor) -> dict[str, torch.Tensor]:
         f"real, bands 0-{lo - 1} from the reconstruction": torch.cat([R[:lo], M[lo:]]),
         f"real, bands {lo}-{hi - 1} from the reconstruction": torch.cat([M[:lo], R[lo:hi], M[hi:]]),
         f"real, bands {hi}-{M.shape[0] - 1} from the reconstruction": torch.cat([M[:hi], R[hi:]]),
+        f"reconstruction, bands 0-{lo - 1} from the real": torch.cat([M[:lo], R[lo:]]),
+        f"reconstruction, bands {lo}-{hi - 1} from the real": torch.cat([R[:lo], M[lo:hi], R[hi:]]),
+        f"reconstruction, bands {hi}-{M.shape[0] - 1} from the real": torch.cat([R[:hi], M[hi:]]),
         "real blurred in time (5 frames, 58 ms)": blur(M, 5, 1),
         "real blurred in frequency (3 bands)": blur(M, 3, 0),
     }
+
+
+def table(values: dict[str, list[float]], digits: int) -> str:
+    """One Markdown row per mix: its mean and its paired differences from the reconstruction and
+    from the real clip, with 95 % bootstrap intervals."""
+    recon, real = np.array(values["reconstruction"]), np.array(values["real (vocoder resynthesis)"])
+
+    def diff(d):
+        lo, hi = bootstrap_ci(d) or (0.0, 0.0)
+        return f"{d.mean():+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+    rows = ["| mel vocoded | mean | minus the reconstruction | minus the real |", "|---|---|---|---|"]
+    for name, x in values.items():
+        x = np.array(x)
+        rows.append(f"| {name} | {x.mean():.{digits}f} | {diff(x - recon)} | {diff(x - real)} |")
+    return "\n".join(rows)
 
 
 def main(argv=None) -> int:
@@ -64,39 +85,47 @@ def main(argv=None) -> int:
     p.add_argument("--model", default=None, help="checkpoint (default: the installed default model)")
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "manifest.tsv"))
     p.add_argument("--split", default="val")
+    p.add_argument("--clips", type=int, default=1,
+                   help="utterances per speaker, each compared with the speaker's next one (default 1)")
+    p.add_argument("--cer", action="store_true",
+                   help="also score each mix's words: Whisper CER against the clip's transcript (the "
+                        "manifest's text, else Whisper's reading of the real clip), capped at 100 %%")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
     conv = load(args.model)
     sr = conv.sample_rate
-    by_speaker: dict[str, list[str]] = {}
+    by_speaker: dict[str, list] = {}
     for u in find_utterances(args.data, args.split):
-        by_speaker.setdefault(u.speaker, []).append(u.path)
-    embed = lambda wav: ecapa.embed(soxr.resample(wav, sr, speaker.SAMPLE_RATE).astype(np.float32))   # noqa: E731
+        by_speaker.setdefault(u.speaker, []).append(u)
+    to16k = lambda wav: soxr.resample(wav, sr, speaker.SAMPLE_RATE).astype(np.float32)   # noqa: E731
     sims: dict[str, list[float]] = {}
-    for spk, paths in tqdm(sorted(by_speaker.items()), desc="speakers"):
-        if len(paths) < 2:
-            continue
-        clip, other = load_audio(paths[0], sr), load_audio(paths[1], sr)
-        reference = embed(other)
-        with torch.inference_mode():
-            M = conv.mel(clip)
-            R = conv.convert_mel(M, conv.model.embed_speaker(M)[0], pitch=conv.pitch(clip))
-            for name, mel in mixes(M, R).items():
-                sims.setdefault(name, []).append(speaker.cosine(embed(conv.vocode(mel)), reference))
-        tqdm.write(f"{spk}: reconstruction {sims['reconstruction'][-1]:.3f}, real {sims['real (vocoder resynthesis)'][-1]:.3f}")
-    n = len(sims["reconstruction"])
-    print(f"\nECAPA similarity to another real utterance of the same speaker ({n} speakers of '{args.split}', "
-          f"model {args.model or 'default'}); paired differences with 95 % bootstrap intervals:\n\n"
-          "| mel vocoded | mean | minus the reconstruction | minus the real |\n|---|---|---|---|")
-    recon, real = np.array(sims["reconstruction"]), np.array(sims["real (vocoder resynthesis)"])
-
-    def diff(d):
-        lo, hi = bootstrap_ci(d) or (0.0, 0.0)
-        return f"{d.mean():+.3f} [{lo:+.3f}, {hi:+.3f}]"
-    for name, x in sims.items():
-        x = np.array(x)
-        print(f"| {name} | {x.mean():.3f} | {diff(x - recon)} | {diff(x - real)} |")
+    cers: dict[str, list[float]] = {}
+    for spk, utts in tqdm(sorted(by_speaker.items()), desc="speakers"):
+        for i in range(min(args.clips, len(utts) - 1)):
+            clip, other = load_audio(utts[i].path, sr), load_audio(utts[i + 1].path, sr)
+            reference = ecapa.embed(to16k(other))
+            said = (utts[i].text or asr.transcribe(to16k(clip))) if args.cer else ""
+            if args.cer and not asr.normalize(said):
+                tqdm.write(f"{spk} {i}: no words to score against (empty transcript), skipped")
+                continue
+            with torch.inference_mode():
+                M = conv.mel(clip)
+                R = conv.convert_mel(M, conv.model.embed_speaker(M)[0], pitch=conv.pitch(clip))
+                for name, mel in mixes(M, R).items():
+                    wav16 = to16k(conv.vocode(mel))
+                    sims.setdefault(name, []).append(speaker.cosine(ecapa.embed(wav16), reference))
+                    if args.cer:
+                        cers.setdefault(name, []).append(100 * min(asr.cer(said, asr.transcribe(wav16)), 1.0))
+            tqdm.write(f"{spk} {i}: reconstruction {sims['reconstruction'][-1]:.3f}, real {sims['real (vocoder resynthesis)'][-1]:.3f}"
+                       + (f"; CER {cers['reconstruction'][-1]:.0f} / {cers['real (vocoder resynthesis)'][-1]:.0f} %" if args.cer else ""))
+    n, speakers = len(sims["reconstruction"]), len({s for s, u in by_speaker.items() if len(u) > 1})
+    where = f"{n} clips of {speakers} speakers of '{args.split}', model {args.model or 'default'}"
+    print(f"\nECAPA similarity to another real utterance of the same speaker ({where}); paired "
+          f"differences with 95 % bootstrap intervals:\n\n{table(sims, 3)}")
+    if args.cer:
+        print(f"\nWhisper CER, capped at 100 %, points ({where}); paired differences with 95 % bootstrap "
+              f"intervals:\n\n{table(cers, 1)}")
     return 0
 
 
