@@ -2,7 +2,7 @@
 
     python scripts/probe_contour.py --weight 1 -- evaluate --model vc/pretrained/default.pt \
         --data ../shared/data/manifest.tsv --split val --max-pairs 132 \
-        --systems converted,reconstruction --out runs/contour1/val_eval      # ~8 min on one core
+        --systems converted,reconstruction --out runs/contour1/val_eval      # ~10 min on one core
 
 The decoder rebuilds 86 frames a second from 21 content codes a second, and its output's energy
 contour (each frame's mean log-mel over the bands: loudness over time, the onsets and closures of
@@ -16,7 +16,7 @@ frame, so the source's contour can be laid on it:
 C the model's output after matching, S the source's log-mel, means over the utterance: C keeps
 its own level and spectrum, and takes the source's ups and downs in time. The step is added to
 vc.convert.Converter.convert_mel, so every system `vc evaluate` scores goes through it (the
-reconstruction too: its "source" is the clip itself).
+reconstruction too: its "source" is the clip itself). Results: reports/contour_probe_v11.md (not kept).
 """
 from __future__ import annotations
 
