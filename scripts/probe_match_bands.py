@@ -37,13 +37,13 @@ def reshaped(band_from: int, width: int, coeffs: int, cmn: bool):
     def match_envelope(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = match.K) -> torch.Tensor:
         if weight == 0 or bank.shape[1] == 0:
             return mel
-        q, b = mel.detach().float(), bank.detach().float()
         if cmn:
+            q, b = mel.detach().float(), bank.detach().float()
             q_mean, b_mean = q[:, match.speech_mask(q)].mean(1, keepdim=True), b.mean(1, keepdim=True)
             near = match.nearest_frames(q - q_mean, b - b_mean, k) + b_mean
+            shift = match.envelope(near, coeffs) - match.envelope(mel.float(), coeffs)
         else:
-            near = match.nearest_frames(q, b, k)
-        shift = match.envelope(near, coeffs) - match.envelope(mel.float(), coeffs)
+            shift = match.envelope_shift(mel, bank, k, coeffs)           # vc.match's own step
         if band_from > 0:
             shift = shift * match.band_ramp(mel.shape[0], band_from, width).to(mel.device)
         return mel.float() + weight * shift
