@@ -61,3 +61,18 @@ def test_band_tilt_weighs_the_upper_bands_and_keeps_the_mean():
     assert losses.reconstruction(high, target, band_tilt=3.0) > 0.5 > losses.reconstruction(low, target, band_tilt=3.0)
     flat = torch.full_like(target, 0.7)  # an error alike in every band: the weights average to 1
     assert torch.isclose(losses.reconstruction(flat, target, band_tilt=3.0), torch.tensor(0.7))
+
+
+def test_obstruent_weighs_the_high_bands_of_fricative_frames_only():
+    target = torch.zeros(1, 80, 20)
+    target[:, :30, :10] = 3.0            # frames 0-9 voiced (loud low bands), 10-19 a fricative (loud high bands)
+    target[:, 50:, 10:] = 3.0
+    off = target.clone()
+    off[:, 60:, :10] += 1.0              # an error in the vowels' high bands: not counted
+    off[:, :20, 10:] += 1.0              # ... in the fricative's low bands: not counted
+    assert losses.obstruent(off, target) == 0
+    fric = target.clone()
+    fric[:, 60:, 10:] += 1.0             # in 20 of the fricative's high bands; the weights: 1 from band 50 up
+    assert torch.isclose(losses.obstruent(fric, target), torch.tensor(20 / 34.5))   # (30) + 0.1..0.9 over 41-49 (4.5)
+    vowels = target[..., :10]            # no frame qualifies: 0, not NaN
+    assert losses.obstruent(vowels + 1.0, vowels) == 0

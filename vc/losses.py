@@ -6,6 +6,11 @@ reconstruction   L1 between the decoded and the original log-mel, (B, n_mels, T)
                  upper bands, where the reconstruction loses most of the voice (reports/ceiling_probe_v7.md).
 spectral_detail  L1 between their differences along the mel axis: the harmonic peaks and valleys
                  that an averaged (blurred) spectrum loses and a speaker verifier listens to.
+obstruent        L1 of the reconstruction on the high bands (vc.match.band_ramp: from ~2 kHz up) of
+                 the input's non-sonorant speech frames (fricatives, bursts: 1 - vc.match.sonorance,
+                 within match.SPEECH_DB of the loudest frame), averaged over those weights: the
+                 consonants' noise, where the reconstruction loses the most words
+                 (reports/ceiling_words_probe_v11.md) and which v11's high-band matching leaves alone.
 classifier       cross-entropy of the adversary on (detached) content codes: it learns to name
                  the speaker of a content code.
 adversarial      what the encoder minimises to defeat the adversary, logits (B, n_speakers):
@@ -42,6 +47,14 @@ def reconstruction(pred: torch.Tensor, target: torch.Tensor, band_tilt: float = 
 
 def spectral_detail(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.diff(dim=1) - target.diff(dim=1)).abs().mean()
+
+
+def obstruent(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, n_mels, T) reconstruction and input -> scalar (0 when no frame qualifies)."""
+    target = target.float()
+    frames = torch.stack([match.speech_mask(t) * (1 - match.sonorance(t)) for t in target])   # (B, T)
+    w = match.band_ramp(target.shape[1]).to(target.device)[None] * frames[:, None]           # (B, n_mels, T)
+    return (w * (pred.float() - target).abs()).sum() / w.sum().clamp(min=1.0)
 
 
 def classifier(logits: torch.Tensor, speakers: torch.Tensor) -> torch.Tensor:

@@ -59,6 +59,8 @@ class TrainConfig:
                                                 # (per channel), without each utterance's own statistics
     detail_weight: float = 0.0                  # weight: L1 of the reconstruction's differences along the mel
                                                 # axis (vc.losses.spectral_detail): keep the harmonics sharp
+    obstruent_weight: float = 0.0               # weight: L1 of the reconstruction's high bands in the input's
+                                                # fricatives and bursts (vc.losses.obstruent)
     band_tilt: float = 1.0                      # the reconstruction L1's weight of the highest mel band over the
                                                 # lowest, linear between, mean 1 (vc.losses.reconstruction)
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)

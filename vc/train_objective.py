@@ -55,7 +55,7 @@ class RunObjective:
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
         Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
         + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the spectral detail
-        of the reconstruction + the critic's verdicts."""
+        of the reconstruction (and its consonants' high bands, ``obstruent_weight``) + the critic's verdicts."""
         r = self.run
         cfg = r.cfg
         seg, ref, spk = (t.to(r.device) for t in batch[:3])
@@ -76,6 +76,9 @@ class RunObjective:
         if cfg.detail_weight > 0:        # sharp harmonics, not their average
             m["loss/spectral_detail"] = d = losses.spectral_detail(out.recon, seg)
             loss = loss + cfg.detail_weight * d
+        if cfg.obstruent_weight > 0:     # the consonants' noise: high bands of non-sonorant frames
+            m["loss/obstruent"] = o = losses.obstruent(out.recon, seg)
+            loss = loss + cfg.obstruent_weight * o
         if cfg.speaker_contrast > 0:     # one speaker's references, other utterances, give one voice
             m["loss/speaker_contrast"] = c = losses.speaker_contrast(out.speaker, cfg.per_speaker)
             loss = loss + cfg.speaker_contrast * c
