@@ -17,6 +17,10 @@ C the model's output after matching, S the source's log-mel, means over the utte
 its own level and spectrum, and takes the source's ups and downs in time. The step is added to
 vc.convert.Converter.convert_mel, so every system `vc evaluate` scores goes through it (the
 reconstruction too: its "source" is the clip itself). Results: reports/contour_probe_v11.md (not kept).
+
+``--speech-only``: the step only on the source's speech frames (vc.match.speech_mask), the means
+over those frames: pauses keep the conversion's own level and noise floor (at w = 1 on every frame,
+DNSMOS fell 0.10, mostly its background score).
 """
 from __future__ import annotations
 
@@ -29,35 +33,45 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vc.cli import main                                      # noqa: E402
 from vc.convert import Converter                             # noqa: E402
+from vc.match import speech_mask                             # noqa: E402
 
 
-def contour(mel: torch.Tensor) -> torch.Tensor:
-    """(n_mels, T) log-mel -> (1, T): each frame's mean over the bands, less its mean over time."""
+def contour(mel: torch.Tensor, frames: torch.Tensor | None = None) -> torch.Tensor:
+    """(n_mels, T) log-mel -> (1, T): each frame's mean over the bands, less its mean over time
+    (over the (T,) bool ``frames`` only, when given)."""
     e = mel.float().mean(0, keepdim=True)
-    return e - e.mean()
+    return e - (e.mean() if frames is None else e[:, frames].mean())
 
 
-def with_contour(converted: torch.Tensor, source: torch.Tensor, weight: float) -> torch.Tensor:
+def with_contour(converted: torch.Tensor, source: torch.Tensor, weight: float,
+                 speech_only: bool = False) -> torch.Tensor:
     """(n_mels, T) conversion and (n_mels, T) source -> the conversion with ``weight`` of the
-    source's energy contour in place of its own (see the module's docstring)."""
-    return converted.float() + weight * (contour(source) - contour(converted))
+    source's energy contour in place of its own (see the module's docstring); with
+    ``speech_only``, on the source's speech frames only."""
+    if not speech_only:
+        return converted.float() + weight * (contour(source) - contour(converted))
+    speech = speech_mask(source.float())
+    return converted.float() + weight * speech * (contour(source, speech) - contour(converted, speech))
 
 
-def patch(weight: float) -> None:
+def patch(weight: float, speech_only: bool = False) -> None:
     """Route every Converter.convert_mel through :func:`with_contour`."""
     plain = Converter.convert_mel
 
     def convert_mel(self, source, speaker, own=None, pitch=None, frames=None):
-        return with_contour(plain(self, source, speaker, own=own, pitch=pitch, frames=frames), source, weight)
+        return with_contour(plain(self, source, speaker, own=own, pitch=pitch, frames=frames), source, weight,
+                            speech_only)
     Converter.convert_mel = convert_mel
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weight", type=float, default=1.0, help="how much of the source's contour (0: none)")
+    p.add_argument("--speech-only", action="store_true", help="only on the source's speech frames")
     p.add_argument("vc_args", nargs=argparse.REMAINDER, help="-- then the vc command (evaluate ...)")
     args = p.parse_args()
-    print(f"probe: the source's energy contour at weight {args.weight:g}", flush=True)
-    patch(args.weight)
+    where = " on its speech frames" if args.speech_only else ""
+    print(f"probe: the source's energy contour at weight {args.weight:g}{where}", flush=True)
+    patch(args.weight, args.speech_only)
     sys.argv = ["vc", *(args.vc_args[1:] if args.vc_args[:1] == ["--"] else args.vc_args)]
     raise SystemExit(main())
