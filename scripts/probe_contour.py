@@ -48,9 +48,7 @@ def with_contour(converted: torch.Tensor, source: torch.Tensor, weight: float,
     """(n_mels, T) conversion and (n_mels, T) source -> the conversion with ``weight`` of the
     source's energy contour in place of its own (see the module's docstring); with
     ``speech_only``, on the source's speech frames only."""
-    if not speech_only:
-        return converted.float() + weight * (contour(source) - contour(converted))
-    speech = speech_mask(source.float())
+    speech = speech_mask(source.float()) if speech_only else torch.ones(source.shape[1], dtype=torch.bool, device=source.device)
     return converted.float() + weight * speech * (contour(source, speech) - contour(converted, speech))
 
 
