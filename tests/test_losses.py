@@ -76,3 +76,17 @@ def test_obstruent_weighs_the_high_bands_of_fricative_frames_only():
     assert torch.isclose(losses.obstruent(fric, target), torch.tensor(20 / 34.5))   # (30) + 0.1..0.9 over 41-49 (4.5)
     vowels = target[..., :10]            # no frame qualifies: 0, not NaN
     assert losses.obstruent(vowels + 1.0, vowels) == 0
+    assert losses.obstruent(vowels + 1.0, vowels, centre=True) == 0
+
+
+def test_centred_obstruent_forgives_the_consonants_average_colour_not_their_pattern():
+    target = torch.zeros(1, 80, 20)
+    target[:, :30, :10] = 3.0            # voiced frames 0-9, a fricative in frames 10-19
+    target[:, 50:, 10:] = 3.0
+    brighter = target.clone()
+    brighter[:, 50:, 10:] += 2.0         # the same fricative, louder in every high band (another voice)
+    assert losses.obstruent(brighter, target) > 1.0
+    assert torch.isclose(losses.obstruent(brighter, target, centre=True), torch.tensor(0.0), atol=1e-6)
+    blurred = target.clone()
+    blurred[:, 50:, 10:15] += 2.0        # half the frames louder, half not: the pattern changed
+    assert torch.isclose(losses.obstruent(blurred, target, centre=True), torch.tensor(30 / 34.5))  # +-1 from the mean

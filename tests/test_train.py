@@ -323,10 +323,12 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     assert resumed.step == 1
 
 
-def test_obstruent_term_sees_fricatives_and_one_step_lowers_it(tmp_path):
+@pytest.mark.parametrize("where", [dict(), dict(obstruent_on="swap", obstruent_centre=True)])
+def test_obstruent_term_sees_fricatives_and_one_step_lowers_it(tmp_path, where):
     """obstruent_weight: the generated tones have no fricative (the term is 0 on them); here every
     other 0.15 s of each tone is a hiss (white noise, differenced: its high bands outweigh its
-    low ones), and one step lowers the term on its batch."""
+    low ones), and one step lowers the term on its batch: on the reconstruction, and (centred)
+    on the swap."""
     rng = np.random.default_rng(0)
     for s in range(3):
         for u in range(2):
@@ -337,7 +339,7 @@ def test_obstruent_term_sees_fricatives_and_one_step_lowers_it(tmp_path):
             path = tmp_path / "corpus" / f"spk{s}" / f"u{u}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             sf.write(str(path), wav, 16000)
-    cfg = tiny_config(tmp_path, warp=0.0, tilt_db=0.0, lr=1e-4, obstruent_weight=1.0)
+    cfg = tiny_config(tmp_path, warp=0.0, tilt_db=0.0, lr=1e-4, obstruent_weight=1.0, **where)
     run = Run(cfg, tmp_path / "corpus", tmp_path / "run", progress=False)
 
     def term():

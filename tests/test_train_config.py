@@ -23,7 +23,9 @@ def test_yaml_with_an_unknown_key_is_refused(tmp_path):
     assert TrainConfig.from_yaml(DEFAULT_CONFIG).steps > 0
 
 
-def test_an_unknown_output_for_the_word_loss_is_refused():
-    TrainConfig(asr_words=1.0, asr_words_on="both").check()
+def test_an_unknown_output_for_the_word_or_consonant_loss_is_refused():
+    TrainConfig(asr_words=1.0, asr_words_on="both", obstruent_on="swap").check()
     with pytest.raises(ValueError, match="asr_words_on: 'swap', 'recon' or 'both', not 'decoder'"):
         TrainConfig(asr_words=1.0, asr_words_on="decoder").check()
+    with pytest.raises(ValueError, match="obstruent_on: 'swap', 'recon' or 'both', not 'swapped'"):
+        TrainConfig(obstruent_on="swapped").check()

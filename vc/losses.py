@@ -6,11 +6,13 @@ reconstruction   L1 between the decoded and the original log-mel, (B, n_mels, T)
                  upper bands, where the reconstruction loses most of the voice (reports/ceiling_probe_v7.md).
 spectral_detail  L1 between their differences along the mel axis: the harmonic peaks and valleys
                  that an averaged (blurred) spectrum loses and a speaker verifier listens to.
-obstruent        L1 of the reconstruction on the high bands (vc.match.band_ramp: from ~2 kHz up) of
-                 the input's non-sonorant speech frames (fricatives, bursts: 1 - vc.match.sonorance,
-                 within match.SPEECH_DB of the loudest frame), averaged over those weights: the
-                 consonants' noise, where the reconstruction loses the most words
+obstruent        L1 of the reconstruction (or the swap) on the high bands (vc.match.band_ramp: from
+                 ~2 kHz up) of the input's non-sonorant speech frames (fricatives, bursts: 1 -
+                 vc.match.sonorance, within match.SPEECH_DB of the loudest frame), averaged over those
+                 weights: the consonants' noise, where the reconstruction loses the most words
                  (reports/ceiling_words_probe_v11.md) and which v11's high-band matching leaves alone.
+                 ``centre``: each band's mean over those frames taken out first (the error of the
+                 consonants' pattern, not of their average colour).
 classifier       cross-entropy of the adversary on (detached) content codes: it learns to name
                  the speaker of a content code.
 adversarial      what the encoder minimises to defeat the adversary, logits (B, n_speakers):
@@ -49,12 +51,18 @@ def spectral_detail(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.diff(dim=1) - target.diff(dim=1)).abs().mean()
 
 
-def obstruent(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(B, n_mels, T) reconstruction and input -> scalar (0 when no frame qualifies)."""
-    target = target.float()
+def obstruent(pred: torch.Tensor, target: torch.Tensor, centre: bool = False) -> torch.Tensor:
+    """(B, n_mels, T) output and input -> scalar (0 when no frame qualifies). With ``centre`` each
+    item's weighted mean over those frames is taken out of each band, of the output and the input
+    alike: what stays is how the consonants differ from one another and when (the words), not
+    their average colour (part of the voice; the swap should keep the target's)."""
+    target, pred = target.float(), pred.float()
     frames = torch.stack([match.speech_mask(t) * (1 - match.sonorance(t)) for t in target])   # (B, T)
     w = match.band_ramp(target.shape[1]).to(target.device)[None] * frames[:, None]           # (B, n_mels, T)
-    return (w * (pred.float() - target).abs()).sum() / w.sum().clamp(min=1.0)
+    err = pred - target
+    if centre:
+        err = err - (w * err).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp(min=1e-6)
+    return (w * err.abs()).sum() / w.sum().clamp(min=1.0)
 
 
 def classifier(logits: torch.Tensor, speakers: torch.Tensor) -> torch.Tensor:

@@ -24,7 +24,9 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      next-token distributions along its own transcript of the input): words, without the voice;
      ``detail_weight``: the reconstruction's differences along the mel axis match the input's
      (vc.losses.spectral_detail), ``band_tilt`` weighs its upper bands more, ``obstruent_weight``
-     weighs the high bands of the input's fricatives and bursts (vc.losses.obstruent), and
+     weighs the high bands of the input's fricatives and bursts (vc.losses.obstruent) in the
+     reconstruction, the swap or both (``obstruent_on``; ``obstruent_centre``: their pattern, not
+     their average colour), and
      ``gan_weight``: a mel-patch critic (vc.discriminator),
      both against over-smoothed output; with ``gan_speaker`` the critic also hears whose voice
      each output should be (the reference's Resemblyzer d-vector, the swap's target's), and a

@@ -61,6 +61,10 @@ class TrainConfig:
                                                 # axis (vc.losses.spectral_detail): keep the harmonics sharp
     obstruent_weight: float = 0.0               # weight: L1 of the reconstruction's high bands in the input's
                                                 # fricatives and bursts (vc.losses.obstruent)
+    obstruent_on: str = "recon"                 # ... of "recon", "swap" (the swap keeps the input's timing,
+                                                # so its consonants are the input's) or "both" (the mean)
+    obstruent_centre: bool = False              # ... each band's mean over those frames taken out first:
+                                                # the consonants' pattern, not their average colour (voice)
     band_tilt: float = 1.0                      # the reconstruction L1's weight of the highest mel band over the
                                                 # lowest, linear between, mean 1 (vc.losses.reconstruction)
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)
@@ -110,8 +114,9 @@ class TrainConfig:
         """Refuse settings that cannot work together (a ValueError naming them), before any data is read."""
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"precision: 'fp32' or 'bf16', not {self.precision!r}")
-        if self.asr_words_on not in ("swap", "recon", "both"):
-            raise ValueError(f"asr_words_on: 'swap', 'recon' or 'both', not {self.asr_words_on!r}")
+        for name in ("asr_words_on", "obstruent_on"):
+            if getattr(self, name) not in ("swap", "recon", "both"):
+                raise ValueError(f"{name}: 'swap', 'recon' or 'both', not {getattr(self, name)!r}")
         if self.speaker_judge not in ("own", "resemblyzer", "campplus", "resemblyzer+campplus"):
             raise ValueError("speaker_judge: 'own', 'resemblyzer', 'campplus' or 'resemblyzer+campplus', "
                              f"not {self.speaker_judge!r}")

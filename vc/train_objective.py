@@ -55,12 +55,13 @@ class RunObjective:
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
         Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
         + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the spectral detail
-        of the reconstruction (and its consonants' high bands, ``obstruent_weight``) + the critic's verdicts."""
+        of the reconstruction + the consonants' high bands (``obstruent_weight``, on ``obstruent_on``) + the critic's verdicts."""
         r = self.run
         cfg = r.cfg
         seg, ref, spk = (t.to(r.device) for t in batch[:3])
         cycle = (cfg.cycle_content > 0 or cfg.cycle_speaker > 0 or cfg.swap_envelope > 0
-                 or (cfg.asr_weight > 0 and cfg.asr_on_swap) or (cfg.asr_words > 0 and cfg.asr_words_on != "recon"))
+                 or (cfg.asr_weight > 0 and cfg.asr_on_swap) or (cfg.asr_words > 0 and cfg.asr_words_on != "recon")
+                 or (cfg.obstruent_weight > 0 and cfg.obstruent_on != "recon"))
         with r.autocast():
             out = r.ae(r.content_input(batch), ref, swap_shift=cfg.per_speaker if cycle else 0,
                        swap_strength=cfg.swap_strength,
@@ -76,8 +77,9 @@ class RunObjective:
         if cfg.detail_weight > 0:        # sharp harmonics, not their average
             m["loss/spectral_detail"] = d = losses.spectral_detail(out.recon, seg)
             loss = loss + cfg.detail_weight * d
-        if cfg.obstruent_weight > 0:     # the consonants' noise: high bands of non-sonorant frames
-            m["loss/obstruent"] = o = losses.obstruent(out.recon, seg)
+        if cfg.obstruent_weight > 0:     # the consonants' noise: high bands of the input's non-sonorant frames
+            outputs = {"recon": [out.recon], "swap": [out.swapped], "both": [out.recon, out.swapped]}[cfg.obstruent_on]
+            m["loss/obstruent"] = o = sum(losses.obstruent(x, seg, cfg.obstruent_centre) for x in outputs) / len(outputs)
             loss = loss + cfg.obstruent_weight * o
         if cfg.speaker_contrast > 0:     # one speaker's references, other utterances, give one voice
             m["loss/speaker_contrast"] = c = losses.speaker_contrast(out.speaker, cfg.per_speaker)
