@@ -57,8 +57,7 @@ def obstruent(pred: torch.Tensor, target: torch.Tensor, centre: bool = False) ->
     alike: what stays is how the consonants differ from one another and when (the words), not
     their average colour (part of the voice; the swap should keep the target's)."""
     target, pred = target.float(), pred.float()
-    frames = torch.stack([match.speech_mask(t) * (1 - match.sonorance(t)) for t in target])   # (B, T)
-    w = match.band_ramp(target.shape[1]).to(target.device)[None] * frames[:, None]           # (B, n_mels, T)
+    w = torch.stack([match.consonant_weights(t) for t in target])    # (B, n_mels, T)
     err = pred - target
     if centre:
         err = err - (w * err).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp(min=1e-6)

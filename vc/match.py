@@ -122,6 +122,14 @@ def sonorance(mel: torch.Tensor, band: int = HIGH_BAND, width: int = HIGH_RAMP,
     return ((low - high) / nats).clamp(0, 1)
 
 
+def consonant_weights(mel: torch.Tensor) -> torch.Tensor:
+    """(n_mels, T) log-mel -> (n_mels, T) in [0, 1]: its fricatives' and bursts' high bands, the
+    non-sonorant speech frames (1 - :func:`sonorance` within SPEECH_DB of the loudest frame) times
+    :func:`band_ramp`; where high-band matching does not reach (vc.losses.obstruent)."""
+    frames = speech_mask(mel) * (1 - sonorance(mel))
+    return band_ramp(mel.shape[0]).to(mel.device) * frames[None]
+
+
 def match_high(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = K,
                band: int = HIGH_BAND) -> torch.Tensor:
     """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T): high-band matching
