@@ -17,6 +17,15 @@ per band over time weighted by W. It is the inference-time twin of the training 
 ``obstruent_on: swap`` with ``obstruent_centre`` (vc.losses.obstruent), which asks the decoder for
 the same thing. The step is added to vc.convert.Converter.convert_mel, so every system `vc evaluate`
 scores goes through it. Results: reports/consonant_probe_v11.md.
+
+``--colour``: the other half. Keep the conversion's pattern and give its consonants the target's
+average colour instead: each band's mean over the target's consonant frames (its speech frames that
+matching gets, weighted by consonant_weights) in place of the conversion's own,
+
+    out = C + w * W * (mean_WT T - mean_W C),
+
+a static shift per band on the consonant frames only (v11's high-band matching reaches the
+sonorant frames only, and frame by frame).
 """
 from __future__ import annotations
 
@@ -45,21 +54,41 @@ def with_consonants(converted: torch.Tensor, source: torch.Tensor, weight: float
     return c + weight * w * (centred(s) - centred(c))
 
 
-def patch(weight: float) -> None:
-    """Route every Converter.convert_mel through :func:`with_consonants`."""
+def consonant_mean(mel: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(n_mels, T) log-mel, (n_mels, T) weights -> (n_mels, 1): each band's weighted mean over time."""
+    return (w * mel).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1e-6)
+
+
+def with_target_colour(converted: torch.Tensor, source: torch.Tensor, bank: torch.Tensor,
+                       weight: float) -> torch.Tensor:
+    """(n_mels, T) conversion and source, (n_mels, S) the target's speech frames -> the conversion
+    with ``weight`` of the target's average consonant colour in place of its own (``--colour``)."""
+    c, b = converted.float(), bank.float()
+    w = consonant_weights(source.float())
+    return c + weight * w * (consonant_mean(b, consonant_weights(b)) - consonant_mean(c, w))
+
+
+def patch(weight: float, colour: bool = False) -> None:
+    """Route every Converter.convert_mel through :func:`with_consonants` (or
+    :func:`with_target_colour`, which needs the target's frames: a conversion without them is left as is)."""
     plain = Converter.convert_mel
 
     def convert_mel(self, source, speaker, own=None, pitch=None, frames=None):
-        return with_consonants(plain(self, source, speaker, own=own, pitch=pitch, frames=frames), source, weight)
+        out = plain(self, source, speaker, own=own, pitch=pitch, frames=frames)
+        if colour:
+            return out if frames is None else with_target_colour(out, source, frames, weight)
+        return with_consonants(out, source, weight)
     Converter.convert_mel = convert_mel
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weight", type=float, default=1.0, help="how much of the source's consonant pattern (0: none)")
+    p.add_argument("--colour", action="store_true", help="the target's average consonant colour instead")
     p.add_argument("vc_args", nargs=argparse.REMAINDER, help="-- then the vc command (evaluate ...)")
     args = p.parse_args()
-    print(f"probe: the source's consonant pattern at weight {args.weight:g}", flush=True)
-    patch(args.weight)
+    what = "the target's consonant colour" if args.colour else "the source's consonant pattern"
+    print(f"probe: {what} at weight {args.weight:g}", flush=True)
+    patch(args.weight, args.colour)
     sys.argv = ["vc", *(args.vc_args[1:] if args.vc_args[:1] == ["--"] else args.vc_args)]
     raise SystemExit(main())

@@ -18,3 +18,21 @@ def test_with_consonants_lays_the_source_pattern_on_the_fricatives_only():
     assert torch.allclose(fric - fric.mean(1, keepdim=True), S[50:, 20:] - S[50:, 20:].mean(1, keepdim=True), atol=1e-5)
     assert torch.allclose(fric.mean(1), C[50:, 20:].mean(1), atol=1e-5)   # ... at the conversion's level per band
     assert torch.equal(probe.with_consonants(C, S, 0.0), C)
+
+
+def test_with_target_colour_shifts_the_consonants_to_the_target_mean_and_keeps_their_pattern():
+    probe = load_script("probe_consonants")
+    g = torch.Generator().manual_seed(0)
+    S = torch.full((80, 40), -8.0)
+    S[:30, :20] = -2.0                              # voiced frames 0-19, a fricative in 20-39
+    S[50:, 20:] = -2.0
+    C = torch.randn(80, 40, generator=g) - 5
+    T = torch.full((80, 30), -8.0)                  # the target's speech: a vowel, then a brighter fricative
+    T[:30, :15] = -2.0
+    T[50:, 15:] = 1.0
+    out = probe.with_target_colour(C, S, T, 1.0)
+    assert torch.equal(out[:, :20], C[:, :20]) and torch.equal(out[:40], C[:40])   # vowels, low bands: untouched
+    fric, before = out[50:, 20:], C[50:, 20:]
+    assert torch.allclose(fric.mean(1), torch.full((30,), 1.0), atol=1e-5)          # the target's colour
+    assert torch.allclose(fric - fric.mean(1, keepdim=True), before - before.mean(1, keepdim=True), atol=1e-5)
+    assert torch.equal(probe.with_target_colour(C, S, T, 0.0), C)
