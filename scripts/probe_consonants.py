@@ -26,6 +26,10 @@ matching gets, weighted by consonant_weights) in place of the conversion's own,
 
 a static shift per band on the consonant frames only (v11's high-band matching reaches the
 sonorant frames only, and frame by frame).
+
+``--strict``: about half the speech frames are partly non-sonorant (vowels with strong high
+bands); with it only the frames whose high bands are as loud as their low ones count (fricatives
+proper, ~11 % of speech frames).
 """
 from __future__ import annotations
 
@@ -41,11 +45,12 @@ from vc.convert import Converter                             # noqa: E402
 from vc.match import consonant_weights                       # noqa: E402
 
 
-def with_consonants(converted: torch.Tensor, source: torch.Tensor, weight: float) -> torch.Tensor:
+def with_consonants(converted: torch.Tensor, source: torch.Tensor, weight: float,
+                    strict: bool = False) -> torch.Tensor:
     """(n_mels, T) conversion and (n_mels, T) source -> the conversion with ``weight`` of the
     source's consonant pattern in place of its own (see the module's docstring)."""
     c, s = converted.float(), source.float()
-    w = consonant_weights(s)
+    w = consonant_weights(s, strict)
     total = w.sum(1, keepdim=True).clamp(min=1e-6)
 
     def centred(x):
@@ -60,15 +65,15 @@ def consonant_mean(mel: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 
 
 def with_target_colour(converted: torch.Tensor, source: torch.Tensor, bank: torch.Tensor,
-                       weight: float) -> torch.Tensor:
+                       weight: float, strict: bool = False) -> torch.Tensor:
     """(n_mels, T) conversion and source, (n_mels, S) the target's speech frames -> the conversion
     with ``weight`` of the target's average consonant colour in place of its own (``--colour``)."""
     c, b = converted.float(), bank.float()
-    w = consonant_weights(source.float())
-    return c + weight * w * (consonant_mean(b, consonant_weights(b)) - consonant_mean(c, w))
+    w = consonant_weights(source.float(), strict)
+    return c + weight * w * (consonant_mean(b, consonant_weights(b, strict)) - consonant_mean(c, w))
 
 
-def patch(weight: float, colour: bool = False) -> None:
+def patch(weight: float, colour: bool = False, strict: bool = False) -> None:
     """Route every Converter.convert_mel through :func:`with_consonants` (or
     :func:`with_target_colour`, which needs the target's frames: a conversion without them is left as is)."""
     plain = Converter.convert_mel
@@ -76,8 +81,8 @@ def patch(weight: float, colour: bool = False) -> None:
     def convert_mel(self, source, speaker, own=None, pitch=None, frames=None):
         out = plain(self, source, speaker, own=own, pitch=pitch, frames=frames)
         if colour:
-            return out if frames is None else with_target_colour(out, source, frames, weight)
-        return with_consonants(out, source, weight)
+            return out if frames is None else with_target_colour(out, source, frames, weight, strict)
+        return with_consonants(out, source, weight, strict)
     Converter.convert_mel = convert_mel
 
 
@@ -85,10 +90,12 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weight", type=float, default=1.0, help="how much of the source's consonant pattern (0: none)")
     p.add_argument("--colour", action="store_true", help="the target's average consonant colour instead")
+    p.add_argument("--strict", action="store_true", help="fricatives proper only: frames whose high bands "
+                   "are as loud as their low ones (vc.match.consonant_weights)")
     p.add_argument("vc_args", nargs=argparse.REMAINDER, help="-- then the vc command (evaluate ...)")
     args = p.parse_args()
     what = "the target's consonant colour" if args.colour else "the source's consonant pattern"
-    print(f"probe: {what} at weight {args.weight:g}", flush=True)
-    patch(args.weight, args.colour)
+    print(f"probe: {what} at weight {args.weight:g}{' (strict)' if args.strict else ''}", flush=True)
+    patch(args.weight, args.colour, args.strict)
     sys.argv = ["vc", *(args.vc_args[1:] if args.vc_args[:1] == ["--"] else args.vc_args)]
     raise SystemExit(main())

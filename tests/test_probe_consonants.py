@@ -36,3 +36,17 @@ def test_with_target_colour_shifts_the_consonants_to_the_target_mean_and_keeps_t
     assert torch.allclose(fric.mean(1), torch.full((30,), 1.0), atol=1e-5)          # the target's colour
     assert torch.allclose(fric - fric.mean(1, keepdim=True), before - before.mean(1, keepdim=True), atol=1e-5)
     assert torch.equal(probe.with_target_colour(C, S, T, 0.0), C)
+
+
+def test_strict_leaves_partly_sonorant_frames_alone():
+    probe = load_script("probe_consonants")
+    g = torch.Generator().manual_seed(0)
+    S = torch.full((80, 40), -8.0)
+    S[:40, :20] = -2.0                              # frames 0-19: high bands 1 nat under the low ones
+    S[50:, :20] = -3.0                              # (sonorance 0.5: half weight unless strict)
+    S[50:, 20:] = -2.0                              # frames 20-39 a fricative
+    C = torch.randn(80, 40, generator=g) - 5
+    assert not torch.equal(probe.with_consonants(C, S, 1.0)[:, :20], C[:, :20])
+    strict = probe.with_consonants(C, S, 1.0, strict=True)
+    assert torch.equal(strict[:, :20], C[:, :20])
+    assert not torch.equal(strict[:, 20:], C[:, 20:])

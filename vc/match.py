@@ -122,11 +122,15 @@ def sonorance(mel: torch.Tensor, band: int = HIGH_BAND, width: int = HIGH_RAMP,
     return ((low - high) / nats).clamp(0, 1)
 
 
-def consonant_weights(mel: torch.Tensor) -> torch.Tensor:
+def consonant_weights(mel: torch.Tensor, strict: bool = False) -> torch.Tensor:
     """(n_mels, T) log-mel -> (n_mels, T) in [0, 1]: its fricatives' and bursts' high bands, the
     non-sonorant speech frames (1 - :func:`sonorance` within SPEECH_DB of the loudest frame) times
-    :func:`band_ramp`; where high-band matching does not reach (vc.losses.obstruent)."""
-    frames = speech_mask(mel) * (1 - sonorance(mel))
+    :func:`band_ramp`; where high-band matching does not reach (vc.losses.obstruent). On speech
+    about half the frames are partly non-sonorant (vowels whose high bands are within 2 nats of
+    their low ones); ``strict`` keeps only the frames whose high bands are as loud as their low
+    bands (sonorance 0; ~11 % of speech frames on 36 val clips): fricatives proper."""
+    son = sonorance(mel)
+    frames = speech_mask(mel) * ((son == 0).float() if strict else 1 - son)
     return band_ramp(mel.shape[0]).to(mel.device) * frames[None]
 
 
