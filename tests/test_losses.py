@@ -90,3 +90,14 @@ def test_centred_obstruent_forgives_the_consonants_average_colour_not_their_patt
     blurred = target.clone()
     blurred[:, 50:, 10:15] += 2.0        # half the frames louder, half not: the pattern changed
     assert torch.isclose(losses.obstruent(blurred, target, centre=True), torch.tensor(30 / 34.5))  # +-1 from the mean
+
+
+def test_strict_obstruent_leaves_the_partly_sonorant_frames_out():
+    target = torch.zeros(1, 80, 20)
+    target[:, :40, :10] = 3.0            # frames 0-9: high bands 1 nat under the low ones (half weight)
+    target[:, 50:, :10] = 2.0
+    target[:, 50:, 10:] = 3.0            # frames 10-19: a fricative
+    off = target.clone()
+    off[:, 50:, :10] += 1.0
+    assert losses.obstruent(off, target) > 0
+    assert losses.obstruent(off, target, strict=True) == 0

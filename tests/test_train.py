@@ -323,7 +323,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     assert resumed.step == 1
 
 
-@pytest.mark.parametrize("where", [dict(), dict(obstruent_on="swap", obstruent_centre=True)])
+@pytest.mark.parametrize("where", [dict(), dict(obstruent_on="swap", obstruent_centre=True, obstruent_strict=True)])
 def test_obstruent_term_sees_fricatives_and_one_step_lowers_it(tmp_path, where):
     """obstruent_weight: the generated tones have no fricative (the term is 0 on them); here every
     other 0.15 s of each tone is a hiss (white noise, differenced: its high bands outweigh its

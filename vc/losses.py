@@ -12,7 +12,8 @@ obstruent        L1 of the reconstruction (or the swap) on the high bands (vc.ma
                  weights: the consonants' noise, where the reconstruction loses the most words
                  (reports/ceiling_words_probe_v11.md) and which v11's high-band matching leaves alone.
                  ``centre``: each band's mean over those frames taken out first (the error of the
-                 consonants' pattern, not of their average colour).
+                 consonants' pattern, not of their average colour); ``strict``: fricatives proper
+                 only (high bands as loud as the low ones), not the partly sonorant vowels.
 classifier       cross-entropy of the adversary on (detached) content codes: it learns to name
                  the speaker of a content code.
 adversarial      what the encoder minimises to defeat the adversary, logits (B, n_speakers):
@@ -51,13 +52,14 @@ def spectral_detail(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (pred.diff(dim=1) - target.diff(dim=1)).abs().mean()
 
 
-def obstruent(pred: torch.Tensor, target: torch.Tensor, centre: bool = False) -> torch.Tensor:
+def obstruent(pred: torch.Tensor, target: torch.Tensor, centre: bool = False, strict: bool = False) -> torch.Tensor:
     """(B, n_mels, T) output and input -> scalar (0 when no frame qualifies). With ``centre`` each
     item's weighted mean over those frames is taken out of each band, of the output and the input
     alike: what stays is how the consonants differ from one another and when (the words), not
-    their average colour (part of the voice; the swap should keep the target's)."""
+    their average colour (part of the voice; the swap should keep the target's). ``strict``:
+    fricatives proper only (vc.match.consonant_weights), not the partly sonorant frames."""
     target, pred = target.float(), pred.float()
-    w = torch.stack([match.consonant_weights(t) for t in target])    # (B, n_mels, T)
+    w = torch.stack([match.consonant_weights(t, strict) for t in target])    # (B, n_mels, T)
     err = pred - target
     if centre:
         err = err - (w * err).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp(min=1e-6)

@@ -65,6 +65,8 @@ class TrainConfig:
                                                 # so its consonants are the input's) or "both" (the mean)
     obstruent_centre: bool = False              # ... each band's mean over those frames taken out first:
                                                 # the consonants' pattern, not their average colour (voice)
+    obstruent_strict: bool = False              # ... fricatives proper only: frames whose high bands are as loud
+                                                # as their low ones (not the partly sonorant vowels)
     band_tilt: float = 1.0                      # the reconstruction L1's weight of the highest mel band over the
                                                 # lowest, linear between, mean 1 (vc.losses.reconstruction)
     gan_weight: float = 0.0                     # weight: LSGAN + feature matching of a mel-patch critic (vc.discriminator)

@@ -79,7 +79,8 @@ class RunObjective:
             loss = loss + cfg.detail_weight * d
         if cfg.obstruent_weight > 0:     # the consonants' noise: high bands of the input's non-sonorant frames
             outputs = {"recon": [out.recon], "swap": [out.swapped], "both": [out.recon, out.swapped]}[cfg.obstruent_on]
-            m["loss/obstruent"] = o = sum(losses.obstruent(x, seg, cfg.obstruent_centre) for x in outputs) / len(outputs)
+            m["loss/obstruent"] = o = sum(losses.obstruent(x, seg, cfg.obstruent_centre, cfg.obstruent_strict)
+                                              for x in outputs) / len(outputs)
             loss = loss + cfg.obstruent_weight * o
         if cfg.speaker_contrast > 0:     # one speaker's references, other utterances, give one voice
             m["loss/speaker_contrast"] = c = losses.speaker_contrast(out.speaker, cfg.per_speaker)
