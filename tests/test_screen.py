@@ -108,6 +108,9 @@ def test_an_inference_only_config_is_scored_as_it_is_with_its_strength(screen, t
     assert first[0] == cmd and "--seed" not in cmd                              # draw 0: as before
     assert second[0][second[0].index("--out") + 1] == str(runs / "v_s15" / "val_eval_seed1")
     assert second[0][second[0].index("--seed") + 1] == "1" and second[1] != first[1]   # its own log
+    assert cmd[cmd.index("--systems") + 1] == "converted,reconstruction"
+    (quick, _), = screen.eval_jobs([config], runs, "manifest.tsv", 40, systems="converted")
+    assert quick[quick.index("--systems") + 1] == "converted"                  # the conversions alone
     trained = tmp_path / "t.yaml"
     trained.write_text("steps: 10\nstrength: 2.0\nadapt: 30\nvocoder: griffinlim\nmatch: 0.5\nmatch_high: 0.5\n")
     (cmd, _), = screen.train_jobs([trained], runs, "manifest.tsv", 10)
