@@ -42,7 +42,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vc.cli import main                                      # noqa: E402
 from vc.convert import Converter                             # noqa: E402
-from vc.match import consonant_weights                       # noqa: E402
+from vc.match import band_means, consonant_weights           # noqa: E402
 
 
 def with_consonants(converted: torch.Tensor, source: torch.Tensor, weight: float,
@@ -51,17 +51,7 @@ def with_consonants(converted: torch.Tensor, source: torch.Tensor, weight: float
     source's consonant pattern in place of its own (see the module's docstring)."""
     c, s = converted.float(), source.float()
     w = consonant_weights(s, strict)
-    total = w.sum(1, keepdim=True).clamp(min=1e-6)
-
-    def centred(x):
-        return x - (w * x).sum(1, keepdim=True) / total
-
-    return c + weight * w * (centred(s) - centred(c))
-
-
-def consonant_mean(mel: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """(n_mels, T) log-mel, (n_mels, T) weights -> (n_mels, 1): each band's weighted mean over time."""
-    return (w * mel).sum(1, keepdim=True) / w.sum(1, keepdim=True).clamp(min=1e-6)
+    return c + weight * w * ((s - band_means(s, w)) - (c - band_means(c, w)))
 
 
 def with_target_colour(converted: torch.Tensor, source: torch.Tensor, bank: torch.Tensor,
@@ -70,7 +60,7 @@ def with_target_colour(converted: torch.Tensor, source: torch.Tensor, bank: torc
     with ``weight`` of the target's average consonant colour in place of its own (``--colour``)."""
     c, b = converted.float(), bank.float()
     w = consonant_weights(source.float(), strict)
-    return c + weight * w * (consonant_mean(b, consonant_weights(b, strict)) - consonant_mean(c, w))
+    return c + weight * w * (band_means(b, consonant_weights(b, strict)) - band_means(c, w))
 
 
 def patch(weight: float, colour: bool = False, strict: bool = False) -> None:

@@ -327,8 +327,8 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
 def test_obstruent_term_sees_fricatives_and_one_step_lowers_it(tmp_path, where):
     """obstruent_weight: the generated tones have no fricative (the term is 0 on them); here every
     other 0.15 s of each tone is a hiss (white noise, differenced: its high bands outweigh its
-    low ones), and one step lowers the term on its batch: on the reconstruction, and (centred)
-    on the swap."""
+    low ones), and one step lowers the term on its batch: on the reconstruction, and (centred,
+    fricatives proper only) on the swap."""
     rng = np.random.default_rng(0)
     for s in range(3):
         for u in range(2):

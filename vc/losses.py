@@ -62,7 +62,7 @@ def obstruent(pred: torch.Tensor, target: torch.Tensor, centre: bool = False, st
     w = torch.stack([match.consonant_weights(t, strict) for t in target])    # (B, n_mels, T)
     err = pred - target
     if centre:
-        err = err - (w * err).sum(2, keepdim=True) / w.sum(2, keepdim=True).clamp(min=1e-6)
+        err = err - match.band_means(err, w)
     return (w * err.abs()).sum() / w.sum().clamp(min=1.0)
 
 

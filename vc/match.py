@@ -134,6 +134,12 @@ def consonant_weights(mel: torch.Tensor, strict: bool = False) -> torch.Tensor:
     return band_ramp(mel.shape[0]).to(mel.device) * frames[None]
 
 
+def band_means(mel: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(..., n_mels, T) values, (..., n_mels, T) weights -> (..., n_mels, 1): each band's weighted
+    mean over time (0 where a band has no weight)."""
+    return (w * mel).sum(-1, keepdim=True) / w.sum(-1, keepdim=True).clamp(min=1e-6)
+
+
 def match_high(mel: torch.Tensor, bank: torch.Tensor, weight: float, k: int = K,
                band: int = HIGH_BAND) -> torch.Tensor:
     """(n_mels, T) conversion, (n_mels, S) target speech frames -> (n_mels, T): high-band matching
