@@ -19,6 +19,9 @@ the bootstrap still resamples pairs, not seeds.
 Each verifier's similarity is also shown against *another* clip of the target speaker (the
 pair's ceiling clip: `sim_other`, `ecapa_sim_other`): envelope matching copies from the target
 clip itself, so a change seen against that clip only may be the clip's, not the speaker's.
+Words likewise come from two recognisers: Whisper tiny (`cer`), which vc's word losses train
+against, and Moonshine base (`moonshine_cer`), which training never uses; folders scored before
+Moonshine was added have no such rows.
 
 ``--by target`` (or ``source``) repeats the comparison within groups of pairs whose target (or
 source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
@@ -52,6 +55,8 @@ METRICS = [("converted", "sim_target", "Resemblyzer sim to target", 1),
            ("converted", "ecapa_margin_other", "ECAPA margin (other clip - source)", 1),
            ("converted", "cer", "CER converted, capped (points)", 100),
            ("reconstruction", "cer", "CER reconstructed, capped (points)", 100),
+           ("converted", "moonshine_cer", "Moonshine CER converted, capped (points)", 100),
+           ("reconstruction", "moonshine_cer", "Moonshine CER reconstructed, capped (points)", 100),
            ("converted", "dnsmos", "DNSMOS converted", 1),
            ("converted", "dnsmos_bak", "DNSMOS background converted", 1)]
 
@@ -94,7 +99,7 @@ def value(rec: dict, system: str, metric: str) -> float | None:
     v = rec.get("systems", {}).get(system, {}).get(metric)
     if v is None:
         return None
-    return min(1.0, float(v)) if metric == "cer" else float(v)
+    return min(1.0, float(v)) if metric.endswith("cer") else float(v)
 
 
 def speaker_groups(manifest: Path) -> dict[str, str]:

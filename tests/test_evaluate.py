@@ -20,7 +20,7 @@ from conftest import SHARED_DATA  # noqa: E402
 
 from vc.audio import load_audio  # noqa: E402
 from vc.cli import main as cli  # noqa: E402
-from vc.evaluate import asr, ecapa, pairs, probes, quality, report, runner, speaker  # noqa: E402
+from vc.evaluate import asr, ecapa, moonshine, pairs, probes, quality, report, runner, speaker  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -120,6 +120,27 @@ def test_identical_audio_transcribes_identically(example_clips):
     first, second = asr.transcribe(wav), asr.transcribe(wav.copy())
     assert first and asr.cer(first, second) == 0.0
     assert asr.cer("FRIENDS PLANNED TO VISIT LATER IN THE AFTERNOON", first) < 0.3
+
+
+def test_second_recogniser_reads_real_speech_and_is_deterministic(example_clips):
+    """Moonshine, the recogniser training never uses: the same words as the transcript, the same
+    transcript twice, nothing from silence."""
+    wav = load16(example_clips[-1])
+    first, second = moonshine.transcribe(wav), moonshine.transcribe(wav.copy())
+    assert first == second
+    assert asr.cer("FRIENDS PLANNED TO VISIT LATER IN THE AFTERNOON", first) < 0.3
+    assert moonshine.transcribe(np.zeros(0, np.float32)) == ""
+
+
+def test_missing_second_recogniser_is_named(monkeypatch):
+    import importlib.util
+
+    from vc.cli import UsageError
+    from vc.evaluate import check_scorers
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "moonshine_cpp" else real(name, *a))
+    with pytest.raises(UsageError, match="moonshine"):
+        check_scorers()
 
 
 # -- quality ---------------------------------------------------------------------------------------
@@ -278,11 +299,24 @@ def test_interrupted_and_resumed_run_gives_the_same_report(tmp_path, pairs_tsv, 
     assert first["ecapa_sim_other"] != first["ecapa_sim_target"]
     assert rep["speed"]["evaluation_seconds_per_pair"]["ecapa"] > 0
     assert rep["meta"]["second_verifier"]["package"].startswith(ecapa.PACKAGE)
+    # the second, independent recogniser: its own fields on every system, against the transcript or
+    # its own reading of the source
+    assert set(rep["recognisers"]) == {"whisper", "moonshine"}
+    for name in ("converted", "source", "resynthesis", "reconstruction"):
+        assert rep["systems"][name]["moonshine_cer"]["n"] == 2, name
+    records = [json.loads(line) for line in (whole / runner.RESULTS).read_text().splitlines()]
+    scored = [r for r in records if "error" not in r]
+    assert [("moonshine_words" in r) for r in scored] == [r["words_from"] != "transcript" for r in scored]
+    untranscribed = next(r for r in scored if r["words_from"] != "transcript")
+    assert untranscribed["systems"]["source"]["moonshine_cer"] == 0.0      # its own reading of the source
+    assert rep["speed"]["evaluation_seconds_per_pair"]["moonshine"] > 0
+    assert rep["meta"]["second_recogniser"]["package"].startswith("moonshine-cpp")
     for name in ("report.md", "similarity.png", "mel_pair000.png", "audio/pair000_converted.wav"):
         assert (whole / name).is_file(), name
     md = (whole / "report.md").read_text()
     assert "| converted |" in md and "| vocoder resynthesis |" in md and "broken.wav" in md
     assert "ECAPA sim to target" in md and "**ECAPA SVAR**" in md and "**Against another clip of the target**" in md
+    assert "Moonshine CER % ↓" in md and "**Moonshine CER**" in md
 
     # a report folder of one model refuses results of another
     other = tmp_path / "other.pt"

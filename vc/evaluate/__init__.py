@@ -4,7 +4,8 @@
     vc evaluate --pairs PAIRS.tsv --out REPORT_DIR        # the installed default model
 
 Files, one per role: pairs (what to evaluate), speaker (Resemblyzer + threshold), ecapa (a second,
-independent speaker verifier that training never uses), asr (Whisper, CER / WER), quality (DNSMOS,
+independent speaker verifier that training never uses), asr (Whisper, CER / WER), moonshine (a
+second recogniser that training never uses), quality (DNSMOS,
 MCD), probes (disentanglement), runner (the resumable loop), report (figures, tables, plots). The
 scorers load lazily, once per process; importing this package loads none of them.
 """
@@ -65,9 +66,11 @@ def check_scorers():
     import importlib.util
 
     from ..cli import UsageError
+    from . import moonshine
     from .asr import model_dir
     from .ecapa import PACKAGE, weights_path
-    missing = [name for name in ("resemblyzer", "webrtcvad", "faster_whisper", "jiwer", "speechmos", "onnxruntime")
+    missing = [name for name in ("resemblyzer", "webrtcvad", "faster_whisper", "jiwer", "speechmos", "onnxruntime",
+                                 "moonshine_cpp")
                if importlib.util.find_spec(name) is None]
     try:
         weights_path()
@@ -78,6 +81,7 @@ def check_scorers():
                          f"and pip install --no-deps resemblyzer {PACKAGE}==0.2.4")
     try:
         model_dir()
+        moonshine.model_dir()
     except RuntimeError as e:
         raise UsageError(str(e)) from None
 
@@ -114,7 +118,7 @@ def run(args) -> int:
     from ..data import find_utterances
     from ..files import file_sha1
     from . import pairs as pairs_mod
-    from . import ecapa, probes, report, runner, speaker
+    from . import ecapa, moonshine, probes, report, runner, speaker
 
     if args.max_pairs is not None and args.max_pairs < 1:
         raise UsageError("--max-pairs must be 1 or more")
@@ -174,7 +178,8 @@ def run(args) -> int:
             "device": args.device, "pairs_from": pairs_from, "pairs_available": len(all_pairs),
             "max_pairs": args.max_pairs, "threads": torch.get_num_threads(), "systems": systems,
             "ceiling_is_target": any(p.ceiling == p.target for p in pairs),
-            "second_verifier": {"name": ecapa.NAME, "package": f"{ecapa.PACKAGE} {ecapa.package_version()}"}}
+            "second_verifier": {"name": ecapa.NAME, "package": f"{ecapa.PACKAGE} {ecapa.package_version()}"},
+            "second_recogniser": {"name": moonshine.NAME, "package": f"moonshine-cpp {moonshine.package_version()}"}}
     rep = report.build(records, calibrations, probe, meta, systems=systems)
     rep["speed"]["generated"] = datetime.datetime.now().isoformat(timespec="seconds")
     md = report.write(out, rep, records)

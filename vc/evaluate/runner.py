@@ -8,7 +8,10 @@ Per pair, four systems are scored against the same references:
 Every system is compared with: the target clip (sim_target), the source (sim_source), the words it
 should say (CER / WER), and, where one exists, a real recording of the target speaker saying those
 words (MCD). Similarities come from two speaker verifiers: Resemblyzer (sim_target, sim_source) and
-ECAPA-TDNN (ecapa_sim_target, ecapa_sim_source), which training never uses. What is measured on real
+ECAPA-TDNN (ecapa_sim_target, ecapa_sim_source), which training never uses; words from two
+recognisers: Whisper tiny (cer, wer), which training uses, and Moonshine base (moonshine_cer,
+moonshine_wer), which it never does. Where a pair has no transcript, each recogniser is scored
+against its own reading of the source. What is measured on real
 clips and baselines is cached per clip within the process. ``systems`` picks which of the four to
 score (source and resynthesis do not depend on the model: a screening run can leave them out).
 
@@ -31,7 +34,7 @@ from tqdm import tqdm
 from ..audio import AudioError, match_loudness, save_audio
 from ..convert import Converter, Timings
 from ..files import atomic_open, atomic_path
-from . import SYSTEMS, asr, ecapa, probes, quality, speaker
+from . import SYSTEMS, asr, ecapa, moonshine, probes, quality, speaker
 from .pairs import Pair
 
 RESULTS = "results.jsonl"
@@ -73,9 +76,13 @@ class Scorer:
         with self.timed("ecapa"):
             return {"resemblyzer": resemblyzer, "ecapa": ecapa.embed(wav16)}
 
-    def transcribe(self, wav) -> str:
+    def transcribe(self, wav) -> dict:
+        """Both recognisers' transcripts: {"whisper": str, "moonshine": str}."""
+        wav16 = self.to16k(wav)
         with self.timed("asr"):
-            return asr.transcribe(self.to16k(wav))
+            whisper = asr.transcribe(wav16)
+        with self.timed("moonshine"):
+            return {"whisper": whisper, "moonshine": moonshine.transcribe(wav16)}
 
     def mos(self, wav) -> dict:
         with self.timed("dnsmos"):
@@ -94,7 +101,7 @@ class Scorer:
     def embedding(self, path):
         return self._cached(("emb", path), lambda: self.embed(self.audio(path)))
 
-    def words(self, path) -> str:
+    def words(self, path) -> dict:
         return self._cached(("asr", path), lambda: self.transcribe(self.audio(path)))
 
     def real(self, path) -> dict:
@@ -143,9 +150,10 @@ class Scorer:
         out, src_mel, out_mel, stages = self.convert(src, tgt)
         self.seconds["convert"] = time.perf_counter() - t
         tgt_emb, src_emb = self.embedding(pair.target), self.embedding(pair.source)
-        words = pair.text or self.words(pair.source)
+        spoken = lambda text, path: {"whisper": text, "moonshine": text} if text else self.words(path)  # noqa: E731
+        words = spoken(pair.text, pair.source)
         ceiling = [s for s in ("resynthesis", "reconstruction") if s in systems]
-        ceiling_words = (pair.ceiling_text or self.words(pair.ceiling)) if ceiling else None
+        ceiling_words = spoken(pair.ceiling_text, pair.ceiling) if ceiling else None
         # another clip of the target speaker than the one converted to: the fair reference for
         # what copies from the target clip itself (--adapt fits to it, --match takes its frames)
         other_emb = self.embedding(pair.ceiling) if pair.ceiling and pair.ceiling != pair.target else None
@@ -158,9 +166,13 @@ class Scorer:
                     "sim_source": speaker.cosine(an["emb"]["resemblyzer"], src_emb["resemblyzer"]),
                     "ecapa_sim_target": speaker.cosine(an["emb"]["ecapa"], tgt_emb["ecapa"]),
                     "ecapa_sim_source": speaker.cosine(an["emb"]["ecapa"], src_emb["ecapa"]),
-                    "cer": asr.cer(said, an["hyp"]), "wer": asr.wer(said, an["hyp"]),
+                    "cer": asr.cer(said["whisper"], an["hyp"]["whisper"]),
+                    "wer": asr.wer(said["whisper"], an["hyp"]["whisper"]),
+                    "moonshine_cer": asr.cer(said["moonshine"], an["hyp"]["moonshine"]),
+                    "moonshine_wer": asr.wer(said["moonshine"], an["hyp"]["moonshine"]),
                     "dnsmos": an["mos"]["ovrl"], "dnsmos_sig": an["mos"]["sig"],
-                    "dnsmos_bak": an["mos"]["bak"], "mcd": mcd, "hyp": an["hyp"]}
+                    "dnsmos_bak": an["mos"]["bak"], "mcd": mcd, "hyp": an["hyp"]["whisper"],
+                    "moonshine_hyp": an["hyp"]["moonshine"]}
 
         scored = {}
         if "converted" in systems:
@@ -173,7 +185,8 @@ class Scorer:
             an = self.baseline(kind, pair.ceiling)
             scored[kind] = row(an, ceiling_words, an["mcd"])
         record = {"key": pair.key, "pair": pair.to_dict(),
-                  "words": words, "words_from": "transcript" if pair.text else "asr of source",
+                  "words": words["whisper"], "words_from": "transcript" if pair.text else "asr of source",
+                  **({} if pair.text else {"moonshine_words": words["moonshine"]}),
                   "ceiling_words_from": ("transcript" if pair.ceiling_text else "asr of clip") if ceiling else None,
                   "seconds": {"source": src.size / self.sr, "converted": out.size / self.sr},
                   "stages": stages, "eval_seconds": dict(self.seconds),
@@ -278,9 +291,11 @@ def save_example(out_dir: Path, index: int, pair: Pair, shown: dict, scorer: Sco
 
 
 def complete(record: dict, systems) -> bool:
-    """A record that needs no re-scoring: no error, every asked system, both verifiers."""
+    """A record that needs no re-scoring: no error, every asked system, both verifiers, both
+    recognisers."""
     rows = record.get("systems", {})
-    return "error" not in record and all(s in rows and "ecapa_sim_target" in rows[s] for s in systems)
+    return "error" not in record and all(s in rows and "ecapa_sim_target" in rows[s] and "moonshine_cer" in rows[s]
+                                         for s in systems)
 
 
 def score_pairs(scorer: Scorer, pairs: list[Pair], out_dir: Path, progress: bool = True,
