@@ -6,20 +6,23 @@ CER (vc/evaluate/asr.py). A model can learn to please the recogniser it is train
 a speaker network (ECAPA is the voice's independent verifier, vc/evaluate/ecapa.py). Moonshine is
 another family: an encoder-decoder transformer with rotary positions that reads the raw waveform
 (Jeffries et al. 2024, Useful Sensors), trained on its own ~200k hours. Its English base model (61 M
-parameters) ships inside the ``moonshine-cpp`` wheel (MIT), with the C library and the ONNX Runtime
-that run it; nothing is downloaded. Decoding is greedy, so on one machine a transcript is a
-deterministic function of the audio.
+parameters) ships inside the ``moonshine-cpp`` wheel (MIT) as ONNX Runtime models and a vocabulary;
+nothing is downloaded.
 
-The wheel's own ``MoonshineModel.transcribe`` is broken in 0.1.4 (it names ``ctypes.c_float_p``,
-which does not exist); this file calls the library's C function itself. Text is normalised and
-scored as Whisper's is (vc.evaluate.asr.cer / wer).
+The wheel's own C library leaks ~50 MB a call (an evaluation ran out of memory after ~70 pairs) and
+its Python ``transcribe`` is broken in 0.1.4, so only its files are used: this module runs them with
+the ``onnxruntime`` package vc evaluate already needs (DNSMOS), greedy decoding with the decoder's
+key/value cache, at most 6.5 tokens per second of audio (Moonshine's advice against runaway
+repetition), one thread by default. On one machine a transcript is a deterministic function of the
+audio. Text is normalised and scored as Whisper's is (vc.evaluate.asr.cer / wer).
 
-Shapes: (T,) float32 at 16 kHz -> str.
+Shapes: (T,) float32 at 16 kHz -> str. Encoder: (1, T) -> (1, ~T / 384, 416); decoder: one token at
+a time against that, 8 layers x 8 heads x 52 dims of cache.
 """
 from __future__ import annotations
 
-import ctypes
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,9 @@ import numpy as np
 SAMPLE_RATE = 16000
 NAME = "Moonshine base (English, 61 M parameters; weights from the moonshine-cpp wheel)"
 PACKAGE = "moonshine-cpp==0.1.4"
+LAYERS, HEADS, HEAD_DIM = 8, 8, 52
+START, END = 1, 2                        # <s>, </s>
+TOKENS_PER_SECOND = 6.5
 _model = None
 
 
@@ -48,29 +54,74 @@ def model_dir() -> Path:
     return folder
 
 
-def model():
-    """(the C library, the loaded model's handle), once per process."""
+def read_vocabulary(path: Path) -> list[bytes]:
+    """tokenizer.bin: for each token id, a LEB128 length and that many bytes (SentencePiece pieces,
+    U+2581 for a space; ids 3-258 are the raw bytes 0-255)."""
+    data, out, i = path.read_bytes(), [], 0
+    while i < len(data):
+        n = shift = 0
+        while True:
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if b < 0x80:
+                break
+        out.append(data[i:i + n])
+        i += n
+    return out
+
+
+class Moonshine:
+    def __init__(self, folder: Path, threads: int = 1):
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = lambda name: ort.InferenceSession(str(folder / name), opts,  # noqa: E731
+                                                    providers=["CPUExecutionProvider"])
+        self.encoder, self.decoder = session("encoder_model.ort"), session("decoder_model_merged.ort")
+        self.vocabulary = read_vocabulary(folder / "tokenizer.bin")
+        # present.{layer}.{side}.{kv} feeds past_key_values.{layer}.{side}.{kv} at the next step
+        self.outputs = [o.name for o in self.decoder.get_outputs()]
+        assert self.outputs[0] == "logits", self.outputs[:1]
+
+    def tokens(self, wav: np.ndarray) -> list[int]:
+        audio = np.ascontiguousarray(wav, dtype=np.float32)[None]
+        hidden = self.encoder.run(None, {"input_values": audio})[0]
+        empty = np.zeros((1, HEADS, 0, HEAD_DIM), np.float32)
+        cache = {f"past_key_values.{i}.{side}.{kv}": empty
+                 for i in range(LAYERS) for side in ("decoder", "encoder") for kv in ("key", "value")}
+        out, token = [], START
+        for step in range(max(1, math.ceil(audio.shape[1] / SAMPLE_RATE * TOKENS_PER_SECOND))):
+            logits, *present = self.decoder.run(self.outputs, {
+                "input_ids": np.array([[token]], np.int64), "encoder_hidden_states": hidden,
+                "use_cache_branch": np.array([step > 0]), **cache})
+            token = int(logits[0, -1].argmax())
+            if token == END:
+                break
+            out.append(token)
+            for name, value in zip(self.outputs[1:], present):   # the encoder's keys and values: made once
+                if step == 0 or ".decoder." in name:
+                    cache[name.replace("present.", "past_key_values.", 1)] = value
+        return out
+
+    def text(self, tokens: list[int]) -> str:
+        pieces = b"".join(self.vocabulary[t] for t in tokens if 2 < t < len(self.vocabulary))
+        return pieces.decode("utf-8", errors="replace").replace("\u2581", " ").strip()
+
+
+def model() -> Moonshine:
+    """The recogniser, loaded once per process (with the thread count of the moment)."""
     global _model
     if _model is None:
-        folder = model_dir()
-        import moonshine_cpp
-        from moonshine_cpp.moonshine_cpp import moonshine_lib
-        loaded = moonshine_cpp.MoonshineModel(model_dir_path=str(folder), model_type="base")
-        _model = (moonshine_lib, loaded)            # keep the Python object: it frees the model when collected
+        import torch
+        _model = Moonshine(model_dir(), threads=torch.get_num_threads())
     return _model
 
 
 def transcribe(wav: np.ndarray) -> str:
-    """(T,) float32 at 16 kHz -> the raw transcript (cased and punctuated)."""
-    lib, loaded = model()
-    audio = np.ascontiguousarray(wav, dtype=np.float32)
-    if audio.size == 0:
+    """(T,) float32 at 16 kHz -> the raw transcript (cased and punctuated); "" for under 0.1 s."""
+    if np.asarray(wav).size < SAMPLE_RATE // 10:
         return ""
-    text = ctypes.c_char_p(0)
-    err = lib.moonshine_transcribe(loaded.model_handle, audio.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
-                                   audio.size, ctypes.byref(text))
-    if err != 0:
-        raise RuntimeError(f"Moonshine failed to transcribe ({audio.size / SAMPLE_RATE:.1f} s of audio): error {err}")
-    out = (text.value or b"").decode("utf-8", errors="replace")
-    lib.moonshine_free_text(text)
-    return out.strip()
+    m = model()
+    return m.text(m.tokens(wav))
