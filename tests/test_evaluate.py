@@ -130,6 +130,12 @@ def test_second_recogniser_reads_real_speech_and_is_deterministic(example_clips)
     assert first == second
     assert asr.cer("FRIENDS PLANNED TO VISIT LATER IN THE AFTERNOON", first) < 0.3
     assert moonshine.transcribe(np.zeros(0, np.float32)) == ""
+    # two seconds of faint noise before the words: the model alone reads nothing (it did here), the
+    # trimmed clip reads the words
+    noise = np.random.default_rng(0).standard_normal(16000 * 2).astype(np.float32) * 0.003
+    paused = np.concatenate([noise, wav, noise[:16000]])
+    assert asr.cer("FRIENDS PLANNED TO VISIT LATER IN THE AFTERNOON", moonshine.transcribe(paused)) < 0.3
+    assert 0.8 * wav.size < moonshine.trim(paused, 25.0).size < wav.size + 16000 * 0.5
 
 
 def test_missing_second_recogniser_is_named(monkeypatch):

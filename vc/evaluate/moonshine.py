@@ -119,9 +119,27 @@ def model() -> Moonshine:
     return _model
 
 
+def trim(wav: np.ndarray, top_db: float, margin: float = 0.2) -> np.ndarray:
+    """The clip without its leading and trailing frames (20 ms) quieter than its loudest by
+    ``top_db``, ``margin`` seconds kept on each side."""
+    hop = SAMPLE_RATE // 50
+    frames = wav[: wav.size // hop * hop].reshape(-1, hop)
+    if not frames.size:
+        return wav
+    rms = np.sqrt((frames.astype(np.float64) ** 2).mean(1)) + 1e-10
+    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -top_db)
+    keep = int(margin * SAMPLE_RATE)
+    return wav[max(0, loud[0] * hop - keep): min(wav.size, (loud[-1] + 1) * hop + keep)]
+
+
 def transcribe(wav: np.ndarray) -> str:
-    """(T,) float32 at 16 kHz -> the raw transcript (cased and punctuated); "" for under 0.1 s."""
-    if np.asarray(wav).size < SAMPLE_RATE // 10:
+    """(T,) float32 at 16 kHz -> the raw transcript (cased and punctuated); "" for under 0.1 s.
+    Moonshine reads nothing from a clip that opens with more than ~0.5 s of silence (3 of 240 `val`
+    clips): the clip is read without its leading and trailing pauses (25 dB under its loudest), and
+    once more trimmed at 20 dB if that still reads nothing."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.size < SAMPLE_RATE // 10:
         return ""
     m = model()
-    return m.text(m.tokens(wav))
+    text = m.text(m.tokens(trim(wav, 25.0)))
+    return text or m.text(m.tokens(trim(wav, 20.0)))
