@@ -21,7 +21,11 @@ pair's ceiling clip: `sim_other`, `ecapa_sim_other`): envelope matching copies f
 clip itself, so a change seen against that clip only may be the clip's, not the speaker's.
 Words likewise come from two recognisers: Whisper tiny (`cer`), which vc's word losses train
 against, and Moonshine base (`moonshine_cer`), which training never uses; folders scored before
-Moonshine was added have no such rows.
+Moonshine was added have no such rows. ``--recognisers`` instead sets the two side by side within
+each folder: per system, Whisper's and Moonshine's capped CER of the same clips and their paired
+difference. Where the difference is larger for the conversions than for real speech (the source
+row) or for the vocoder's resynthesis, Moonshine hears the conversions as relatively worse than the
+recogniser they were trained against does.
 
 ``--by target`` (or ``source``) repeats the comparison within groups of pairs whose target (or
 source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
@@ -142,7 +146,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("baseline", help="a vc evaluate folder (or several joined by '+', pooled)")
-    p.add_argument("candidates", nargs="+")
+    p.add_argument("candidates", nargs="*")
+    p.add_argument("--recognisers", action="store_true",
+                   help="per folder and system: Whisper's and Moonshine's CER of the same clips, and their difference")
     p.add_argument("--by", choices=("target", "source"),
                    help="also compare within the kinds of target (or source) speaker: corpus, children (under 15) apart")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "manifest.tsv",
@@ -151,6 +157,12 @@ def main(argv=None) -> int:
     if args.by and not args.data.is_file():
         raise SystemExit(f"{args.data}: manifest not found (--by needs --data)")
     base = read_results(args.baseline)
+    if args.recognisers:
+        for folder in [args.baseline, *args.candidates]:
+            show(recognisers(read_results(folder)), f"{folder}: Moonshine - Whisper on the same clips (paired)")
+        return 0
+    if not args.candidates:
+        p.error("give a candidate folder (or --recognisers)")
     kinds = speaker_groups(args.data) if args.by else {}
     for folder in args.candidates:
         cand = read_results(folder)
@@ -160,6 +172,23 @@ def main(argv=None) -> int:
             for kind in sorted(base_groups):
                 show(paired(base_groups[kind], cand_groups.get(kind, {})), f"  {args.by} speaker: {kind}")
     return 0
+
+
+def recognisers(records: dict[str, dict]) -> list[dict]:
+    """One row per system scored: n, Whisper's capped CER, Moonshine's, and their paired difference
+    (points), over the pairs both recognisers read."""
+    rows = []
+    for system in ("converted", "source", "resynthesis", "reconstruction"):
+        both = [(value(r, system, "cer"), value(r, system, "moonshine_cer")) for r in records.values()]
+        both = [(w, m) for w, m in both if w is not None and m is not None]
+        if len(both) < 2:
+            continue
+        w, m = (100 * np.array(x) for x in zip(*both))
+        ci = bootstrap_ci(m - w)
+        rows.append({"metric": f"CER {system}: Whisper -> Moonshine", "n": len(w), "base": float(w.mean()),
+                     "cand": float(m.mean()), "diff": float((m - w).mean()), "ci95": ci,
+                     "significant": ci is not None and (ci[0] > 0 or ci[1] < 0)})
+    return rows
 
 
 def show(rows: list[dict], title: str):

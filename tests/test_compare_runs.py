@@ -132,3 +132,27 @@ def test_similarity_to_another_target_clip_is_its_own_row(compare, tmp_path):
         assert rows[f"{verifier} sim to target"]["significant"]
         assert rows[f"{verifier} sim to another target clip"]["diff"] == pytest.approx(0.0)
         assert not rows[f"{verifier} sim to another target clip"]["significant"]
+
+
+def test_recognisers_side_by_side_per_system(compare, tmp_path, capsys):
+    """--recognisers: within one folder, each system's Whisper and Moonshine CER of the same clips
+    and their paired difference; capped per pair; a pair one recogniser did not read is left out."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    lines = []
+    for i in range(40):
+        w = rng.uniform(0.1, 0.6)
+        lines.append({"key": str(i), "systems": {
+            "converted": {"cer": w, "moonshine_cer": w + 0.05},       # Moonshine 5 points harsher
+            "source": {"cer": 0.1 + rng.normal(0, 0.02), "moonshine_cer": 0.1 + rng.normal(0, 0.02)}}})
+    lines[0]["systems"]["converted"]["moonshine_cer"] = 4.0              # capped at 1.0
+    lines[1]["systems"]["converted"]["moonshine_cer"] = None             # not read: left out
+    (folder / "results.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    rows = {r["metric"]: r for r in compare.recognisers(compare.read_results(folder))}
+    conv, src = rows["CER converted: Whisper -> Moonshine"], rows["CER source: Whisper -> Moonshine"]
+    w0 = lines[0]["systems"]["converted"]["cer"]
+    assert conv["n"] == 39 and conv["diff"] == pytest.approx((100 * (1.0 - w0) + 38 * 5) / 39)
+    assert conv["significant"] and src["n"] == 40 and not src["significant"]
+    assert compare.main([str(folder), "--recognisers"]) == 0
+    assert "CER source: Whisper -> Moonshine" in capsys.readouterr().out
