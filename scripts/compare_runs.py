@@ -21,7 +21,9 @@ pair's ceiling clip: `sim_other`, `ecapa_sim_other`): envelope matching copies f
 clip itself, so a change seen against that clip only may be the clip's, not the speaker's.
 Words likewise come from two recognisers: Whisper tiny (`cer`), which vc's word losses train
 against, and Moonshine base (`moonshine_cer`), which training never uses; folders scored before
-Moonshine was added have no such rows. ``--recognisers`` instead sets the two side by side within
+Moonshine was added have no such rows. `Moonshine - Whisper` (each capped, per pair) changes
+where a candidate's CER moves more for one recogniser than for the other: a drop in Whisper's CER
+that Moonshine does not share is a model pleasing the recogniser it trains against. ``--recognisers`` instead sets the two side by side within
 each folder: per system, Whisper's and Moonshine's capped CER of the same clips and their paired
 difference. Where the difference is larger for the conversions than for real speech (the source
 row) or for the vocoder's resynthesis, Moonshine hears the conversions as relatively worse than the
@@ -61,6 +63,7 @@ METRICS = [("converted", "sim_target", "Resemblyzer sim to target", 1),
            ("reconstruction", "cer", "CER reconstructed, capped (points)", 100),
            ("converted", "moonshine_cer", "Moonshine CER converted, capped (points)", 100),
            ("reconstruction", "moonshine_cer", "Moonshine CER reconstructed, capped (points)", 100),
+           ("converted", "moonshine_minus_whisper", "Moonshine - Whisper CER converted (points)", 100),
            ("converted", "dnsmos", "DNSMOS converted", 1),
            ("converted", "dnsmos_bak", "DNSMOS background converted", 1)]
 
@@ -100,6 +103,9 @@ def value(rec: dict, system: str, metric: str) -> float | None:
         other = "ecapa_sim_other" if metric == "ecapa_margin_other" else "ecapa_sim_target"
         t, s = value(rec, system, other), value(rec, system, "ecapa_sim_source")
         return None if t is None or s is None else t - s
+    if metric == "moonshine_minus_whisper":   # a change here: one recogniser credits the change more than the other
+        m, w = value(rec, system, "moonshine_cer"), value(rec, system, "cer")
+        return None if m is None or w is None else m - w
     v = rec.get("systems", {}).get(system, {}).get(metric)
     if v is None:
         return None

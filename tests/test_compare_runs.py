@@ -156,3 +156,17 @@ def test_recognisers_side_by_side_per_system(compare, tmp_path, capsys):
     assert conv["significant"] and src["n"] == 40 and not src["significant"]
     assert compare.main([str(folder), "--recognisers"]) == 0
     assert "CER source: Whisper -> Moonshine" in capsys.readouterr().out
+    # between two folders: a candidate whose Whisper CER falls 6 points and Moonshine's 2 pleases
+    # Whisper by 4 points
+    other = tmp_path / "other"
+    other.mkdir()
+    for line in lines:
+        c = line["systems"]["converted"]
+        c["cer"] -= 0.06
+        if c["moonshine_cer"] is not None:
+            c["moonshine_cer"] -= 0.02
+    (other / "results.jsonl").write_text("\n".join(map(json.dumps, lines)) + "\n")
+    rows = {r["metric"]: r for r in compare.paired(compare.read_results(folder), compare.read_results(other))}
+    gap = rows["Moonshine - Whisper CER converted (points)"]
+    assert gap["n"] == 39 and gap["significant"]
+    assert gap["diff"] == pytest.approx((38 * 4 + 100 * (1.0 - w0 + 0.06) - 100 * (1.0 - w0)) / 39)
