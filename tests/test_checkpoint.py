@@ -93,6 +93,23 @@ def test_average_with_a_frame_attention_model_keeps_its_gate_whole(tmp_path):
         average_models([tmp_path / "recalling.pt", tmp_path / "other.pt"])
 
 
+def test_average_with_an_asr_content_model_keeps_its_projection_whole(tmp_path):
+    """A fine-tune that added Whisper's content input averages with its start: the shared weights
+    are the mean, the projection the fine-tune's."""
+    plain = tiny_model(seed=1)
+    torch.manual_seed(2)
+    reading = VoiceConverter(ModelConfig(**TINY, asr_content=True))
+    torch.nn.init.normal_(reading.content_encoder.asr_in.weight)
+    save_checkpoint(tmp_path / "plain.pt", plain, MelConfig())
+    save_checkpoint(tmp_path / "reading.pt", reading, MelConfig())
+    soup, _, _ = average_models([tmp_path / "plain.pt", tmp_path / "reading.pt"])
+    assert soup.cfg.asr_content
+    for name, value in soup.state_dict().items():
+        expected = (reading.state_dict()[name] if name.startswith("content_encoder.asr_in.")
+                    else (plain.state_dict()[name] + reading.state_dict()[name]) / 2)
+        assert torch.allclose(value, expected, atol=1e-6), name
+
+
 def test_a_training_checkpoints_moving_average_is_what_runs_unless_raw_is_asked(tmp_path):
     trained, averaged = tiny_model(seed=1), tiny_model(seed=2)
     save_checkpoint(tmp_path / "run.pt", trained, MelConfig(),

