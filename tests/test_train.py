@@ -247,7 +247,7 @@ OPTIONS = {
     "post_blocks": dict(model=dict(TINY, post_blocks=2)),
     "frame_attention": dict(model=dict(TINY, frame_attention=True), cycle_content=1.0),
     "pitch": dict(model=dict(TINY, pitch_channels=2), cycle_content=1.0),
-    "asr_content": dict(model=dict(TINY, asr_content=True), cycle_content=1.0),
+    "asr_content": dict(model=dict(TINY, asr_content=1.0), cycle_content=1.0),
     "speaker_noise": dict(model=dict(TINY, speaker_noise=0.1), cycle_content=1.0, cycle_speaker=1.0),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),

@@ -107,10 +107,12 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     mel_cfg = MelConfig.from_dict(states[0]["mel_config"])
     cfgs = [ModelConfig.from_dict(s["model_config"]) for s in states]
     cfg = next((c for c in cfgs if c.frame_attention), cfgs[0])
-    cfg = replace(cfg, asr_content=any(c.asr_content for c in cfgs))
+    cfg = replace(cfg, asr_content=next((c.asr_content for c in cfgs if c.asr_content), 0.0))
     for path, c in zip(paths, cfgs):
-        if replace(c, asr_content=cfg.asr_content, **({} if c.frame_attention else dict(
-                frame_attention=cfg.frame_attention, frame_attention_band=cfg.frame_attention_band))) != cfg:
+        added = {} if c.asr_content else dict(asr_content=cfg.asr_content)
+        if not c.frame_attention:
+            added.update(frame_attention=cfg.frame_attention, frame_attention_band=cfg.frame_attention_band)
+        if replace(c, **added) != cfg:
             raise CheckpointError(f"{path}: another architecture than {paths[cfgs.index(cfg)]}, cannot "
                                   f"average ({c.to_dict()} vs {cfg.to_dict()})")
     model = VoiceConverter(cfg)

@@ -51,9 +51,11 @@ class ModelConfig:
                                  # frame (vc.frame_attention); its gate starts at zero: a warm start first
                                  # computes what the model without it did
     frame_attention_band: int = 0  # the first mel band the gate may open (0: all)
-    asr_content: bool = False    # the content encoder also reads Whisper tiny's encoder features of its
-                                 # input (frozen, vc.asr_judge; not in the weights), through a projection
-                                 # that starts at zero: a warm start first computes what the model without it did
+    asr_content: float = 0.0     # > 0: the content encoder also reads Whisper tiny's encoder features of
+                                 # its input (frozen, vc.asr_judge; not in the weights), times this gain,
+                                 # through a projection that starts at zero (a warm start first computes
+                                 # what the model without it did; Adam moves the projection's weights at
+                                 # one pace, so a larger gain opens it faster)
     mel_mean: float = -5.0       # fixed input scaling of log-mels
     mel_std: float = 2.5
 
@@ -185,7 +187,8 @@ class ContentEncoder(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.inp(mel)
         if self.cfg.asr_content:
-            x = x + self.asr_in(whisper_features(mel * self.cfg.mel_std + self.cfg.mel_mean).to(x.dtype))
+            feats = whisper_features(mel * self.cfg.mel_std + self.cfg.mel_mean)
+            x = x + self.asr_in(self.cfg.asr_content * feats.to(x.dtype))
         x = F.leaky_relu(instance_norm(x), 0.2)
         for stage in self.stages:
             for block in stage[:-1]:
