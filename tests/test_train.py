@@ -440,8 +440,8 @@ def test_the_judges_stay_finite_on_a_blown_up_decoder_output():
     """A young decoder can emit log-mels far above speech's (< 1); exp of them squared overflowed
     float32 and made the speaker judge's loss NaN. Real-range frames are read unchanged."""
     pytest.importorskip("resemblyzer")
-    from vc.features import mel_spectrogram
-    from vc.speaker_judge import MAX_LOG_MEL, MelBridge, ResemblyzerJudge
+    from vc.features import MAX_LOG_MEL, MelBridge, mel_spectrogram
+    from vc.speaker_judge import ResemblyzerJudge
     from conftest import speechlike as synth
     real = mel_spectrogram(synth(1.5, 22050, f0=120, seed=1))[None]
     assert real.max() < MAX_LOG_MEL

@@ -7,6 +7,9 @@ The signal is reflect-padded by (n_fft - hop) / 2 on each side and analysed with
 ``center=False``, so T samples give T // hop frames.
 
 Shapes: wav (B, T) or (T,) float32 in [-1, 1]  ->  mel (B, n_mels, frames) or (n_mels, frames).
+
+:class:`MelBridge` turns these features into what a 16 kHz analysis (the networks that read vc's
+mels: Whisper's encoder, the training's speaker judges) would have seen, differentiably.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from functools import lru_cache
 import librosa
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 
@@ -81,3 +85,43 @@ def mel_to_linear(mel: torch.Tensor, cfg: MelConfig = MelConfig()) -> torch.Tens
     """
     inv = torch.linalg.pinv(_mel_basis(cfg)).to(mel.device)            # (freqs, n_mels)
     return torch.clamp(torch.matmul(inv, torch.exp(mel)), min=0.0)
+
+
+BRIDGE_SR, BRIDGE_NFFT = 16000, 400
+WINDOW_16K = 400          # every reader's analysis window at 16 kHz: 25 ms (zero-padded to its n_fft)
+# the bridge reads log-mels up to this value: real speech, loudness-normalised by vc.audio, peaks
+# below 1 (train clips: at most 0.78); a decoder that blows up early in training can emit values
+# whose exp squared overflows float32, and one such frame made the judge's loss NaN
+MAX_LOG_MEL = 5.0
+
+
+class MelBridge(nn.Module):
+    """vc log-mel (B, 80, T) at 86.1 frames/s -> ``n_mels``-band power mel (B, n_mels, T * 100 / 86.1)
+    as a 16 kHz, 400-point, hop-160 analysis would see it (the common input of the
+    speaker judges and Whisper): exp, pseudo-inverse of vc's filter bank, re-grid to 16 kHz bins with the window-size
+    gain, square, linear interpolation to 100 frames/s, librosa's Slaney mel filter bank. Fixed
+    linear algebra: gradients flow through."""
+
+    def __init__(self, n_mels: int, mel_cfg: MelConfig = MelConfig(), n_fft: int = BRIDGE_NFFT,
+                 basis: np.ndarray | None = None):
+        """``basis`` (n_mels, n_fft // 2 + 1): the filter bank at 16 kHz; librosa's Slaney mel
+        filter bank when None. The window is ``WINDOW_16K`` for every reader, zero-padded to ``n_fft``."""
+        super().__init__()
+        self.frame_rate = mel_cfg.sample_rate / mel_cfg.hop_length
+        inv = torch.linalg.pinv(_mel_basis(mel_cfg))                              # (513, 80)
+        src_f = np.arange(mel_cfg.n_fft // 2 + 1) * mel_cfg.sample_rate / mel_cfg.n_fft
+        dst_f = np.arange(n_fft // 2 + 1) * BRIDGE_SR / n_fft
+        regrid = np.stack([np.interp(src_f, dst_f, np.eye(len(dst_f))[i]) for i in range(len(dst_f))])
+        regrid /= np.maximum(regrid.sum(1, keepdims=True), 1e-9)                   # (n_fft/2+1, 513) averaging
+        gain = WINDOW_16K / mel_cfg.win_length                                     # Hann window sums
+        self.register_buffer("to_magnitude", inv, persistent=False)
+        self.register_buffer("regrid", torch.from_numpy(regrid * gain).float(), persistent=False)
+        if basis is None:
+            basis = librosa.filters.mel(sr=BRIDGE_SR, n_fft=n_fft, n_mels=n_mels)      # (n_mels, n_fft/2+1)
+        self.register_buffer("basis", torch.from_numpy(np.asarray(basis)).float(), persistent=False)
+
+    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
+        mag = torch.clamp(self.to_magnitude @ torch.exp(logmel.clamp(max=MAX_LOG_MEL)), min=0.0)   # (B, 513, T)
+        power = (self.regrid @ mag) ** 2                                           # (B, 201, T)
+        frames = max(2, round(power.shape[2] * 100 / self.frame_rate))
+        return self.basis @ F.interpolate(power, size=frames, mode="linear", align_corners=False)

