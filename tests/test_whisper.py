@@ -25,3 +25,16 @@ def test_whisper_features_of_a_long_input_come_in_equal_pieces(real_mels, monkey
         first = whisper.features(mel[:, :, : -(-T // 2)])
     assert whole.shape == (1, 384, T)
     assert torch.allclose(whole[:, :, : first.shape[2]], first, atol=1e-4)
+
+
+def test_features_first_read_under_bf16_autocast_still_read_float32_after(real_mels, monkeypatch):
+    """A bf16 training step may be the first to read Whisper's features (the reader is built then):
+    the reader's fixed matrices stay float32, so a float32 validation pass after it still runs."""
+    monkeypatch.setattr(whisper, "_READERS", {})
+    mel = real_mels[0][None, :, :200]
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            whisper.features(mel)
+        feats = whisper.features(mel)
+    assert feats.dtype == torch.float32 and feats.shape == (1, 384, 200)
+    assert all(b.dtype == torch.float32 for b in whisper._READERS[mel.device].buffers())

@@ -108,7 +108,8 @@ class MelBridge(nn.Module):
         filter bank when None. The window is ``WINDOW_16K`` for every reader, zero-padded to ``n_fft``."""
         super().__init__()
         self.frame_rate = mel_cfg.sample_rate / mel_cfg.hop_length
-        inv = torch.linalg.pinv(_mel_basis(mel_cfg))                              # (513, 80)
+        with torch.autocast("cpu", enabled=False):      # built in a bf16 region it was rounded to bf16
+            inv = torch.linalg.pinv(_mel_basis(mel_cfg))                          # (513, 80)
         src_f = np.arange(mel_cfg.n_fft // 2 + 1) * mel_cfg.sample_rate / mel_cfg.n_fft
         dst_f = np.arange(n_fft // 2 + 1) * BRIDGE_SR / n_fft
         regrid = np.stack([np.interp(src_f, dst_f, np.eye(len(dst_f))[i]) for i in range(len(dst_f))])
