@@ -154,7 +154,7 @@ class ContentEncoder(nn.Module):
         self.cfg = cfg
         self.inp = conv(cfg.n_mels, C, cfg.kernel)
         if cfg.asr_content:
-            self.asr_in = nn.Conv1d(384, C, 1)
+            self.asr_in = nn.Conv1d(whisper.DIM, C, 1)
             nn.init.zeros_(self.asr_in.weight)
             nn.init.zeros_(self.asr_in.bias)
         self.stages = nn.ModuleList()

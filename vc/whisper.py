@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from .features import MelBridge, MelConfig
 
 WHISPER_MELS = 80
+DIM = 384             # Whisper tiny's encoder width: what :func:`features` gives per frame
 # CTranslate2's DataType enum (the ones a model file may hold)
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
