@@ -30,9 +30,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .features import BRIDGE_NFFT, BRIDGE_SR, MelBridge, MelConfig
+from .features import BRIDGE_SR, MelBridge, MelConfig
 
-RES_SR, RES_NFFT, RES_HOP, RES_MELS = BRIDGE_SR, BRIDGE_NFFT, 160, 40
+RES_MELS = 40             # Resemblyzer's bands (at 16 kHz, 10 ms hop: vc.features.MelBridge)
 # mean over frames of the summed 40-band power mel that Resemblyzer sees on speech normalised
 # to -30 dBFS (its preprocessing); measured on 20 val utterances: 1.19
 TARGET_LEVEL = 1.19
@@ -67,7 +67,7 @@ KALDI_NFFT, KALDI_MELS, KALDI_LOW_HZ, PREEMPHASIS = 512, 80, 20.0, 0.97
 LOG_FLOOR = 1.1920929e-07                       # Kaldi's: float32's epsilon
 
 
-def kaldi_mel_basis(n_mels: int = KALDI_MELS, n_fft: int = KALDI_NFFT, sr: int = RES_SR,
+def kaldi_mel_basis(n_mels: int = KALDI_MELS, n_fft: int = KALDI_NFFT, sr: int = BRIDGE_SR,
                     low: float = KALDI_LOW_HZ, high: float | None = None) -> np.ndarray:
     """Kaldi's filter bank (n_mels, n_fft // 2 + 1): triangles equally spaced on the HTK mel scale
     (1127 ln(1 + f / 700)) from ``low`` to ``high`` (Nyquist), each triangular in mel."""

@@ -161,7 +161,7 @@ _READERS = {}         # device -> WhisperFeatures, read from the wheel once
 
 
 def features(logmel: torch.Tensor) -> torch.Tensor:
-    """(B, 80, T) vc log-mel -> (B, 384, T): Whisper tiny's encoder features (50/s) interpolated to
+    """(B, 80, T) vc log-mel -> (B, DIM, T): Whisper tiny's encoder features (50/s) interpolated to
     the mel's frame rate. The encoder is frozen (gradients still reach the mel), read once per
     device, and passes over a long input in equal pieces of at most ``CHUNK`` frames."""
     if logmel.device not in _READERS:
@@ -170,6 +170,6 @@ def features(logmel: torch.Tensor) -> torch.Tensor:
     size = -(-T // -(-T // CHUNK))                         # equal pieces, none longer than CHUNK
     parts = []
     for piece in logmel.split(size, dim=2):
-        feats = reader(piece).transpose(1, 2)                # (B, 384, ~frames * 50 / 86.1)
+        feats = reader(piece).transpose(1, 2)                # (B, DIM, ~frames * 50 / 86.1)
         parts.append(F.interpolate(feats, size=piece.shape[2], mode="linear"))
     return torch.cat(parts, 2)
