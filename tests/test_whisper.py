@@ -38,3 +38,16 @@ def test_features_first_read_under_bf16_autocast_still_read_float32_after(real_m
         feats = whisper.features(mel)
     assert feats.dtype == torch.float32 and feats.shape == (1, 384, 200)
     assert all(b.dtype == torch.float32 for b in whisper._READERS[mel.device].buffers())
+
+
+def test_features_first_read_in_inference_mode_still_carry_gradients_after(real_mels, monkeypatch):
+    """A conversion (under torch.inference_mode) may be the first to read Whisper's features in a
+    process that trains later (the default model reads them): the reader built then must not hold
+    inference tensors, or the training step's backward fails."""
+    monkeypatch.setattr(whisper, "_READERS", {})
+    mel = real_mels[0][None, :, :200]
+    with torch.inference_mode():
+        whisper.features(mel)
+    x = mel.clone().requires_grad_(True)
+    whisper.features(x).square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

