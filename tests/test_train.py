@@ -248,6 +248,7 @@ OPTIONS = {
     "frame_attention": dict(model=dict(TINY, frame_attention=True), cycle_content=1.0),
     "pitch": dict(model=dict(TINY, pitch_channels=2), cycle_content=1.0),
     "asr_content": dict(model=dict(TINY, asr_content=1.0), cycle_content=1.0),
+    "asr_layers": dict(model=dict(TINY, asr_content=1.0, asr_layers=[2, 4]), cycle_content=1.0),
     "speaker_noise": dict(model=dict(TINY, speaker_noise=0.1), cycle_content=1.0, cycle_speaker=1.0),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
@@ -294,7 +295,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         "gan_low_band": "loss/gan_generator",
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
         "voice_warp": "loss/reconstruction", "band_tilt": "loss/reconstruction", "post_blocks": "loss/reconstruction", "frame_attention": "loss/reconstruction", "pitch": "loss/reconstruction",
-        "asr_content": "loss/reconstruction",
+        "asr_content": "loss/reconstruction", "asr_layers": "loss/reconstruction",
         "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     if option == "cycle_speaker_two_judges":      # each judge's term is logged, the loss is their mean
@@ -313,7 +314,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         assert not torch.allclose(plain.references, warped.references)
     if option == "frame_attention":  # the gate, shut at the start, has opened
         assert run.model.decoder.attention.gate.weight.abs().sum() > 0
-    if option == "asr_content":      # the projection of Whisper's features, zero at the start, has opened
+    if option in ("asr_content", "asr_layers"):   # the projection of Whisper's features, zero at the start, has opened
         assert run.model.content_encoder.asr_in.weight.abs().sum() > 0
     if option == "per_speaker_2_with_cycles":
         batch = run.draw(1)

@@ -107,9 +107,10 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     mel_cfg = MelConfig.from_dict(states[0]["mel_config"])
     cfgs = [ModelConfig.from_dict(s["model_config"]) for s in states]
     cfg = next((c for c in cfgs if c.frame_attention), cfgs[0])
-    cfg = replace(cfg, asr_content=next((c.asr_content for c in cfgs if c.asr_content), 0.0))
+    reader = next((c for c in cfgs if c.asr_content), cfgs[0])
+    cfg = replace(cfg, asr_content=reader.asr_content, asr_layers=reader.asr_layers)
     for path, c in zip(paths, cfgs):
-        added = {} if c.asr_content else dict(asr_content=cfg.asr_content)
+        added = {} if c.asr_content else dict(asr_content=cfg.asr_content, asr_layers=cfg.asr_layers)
         if not c.frame_attention:
             added.update(frame_attention=cfg.frame_attention, frame_attention_band=cfg.frame_attention_band)
         if replace(c, **added) != cfg:

@@ -57,19 +57,28 @@ class ModelConfig:
                                  # through a projection that starts at zero (a warm start first computes
                                  # what the model without it did; Adam moves the projection's weights at
                                  # one pace, so a larger gain opens it faster)
+    asr_layers: tuple = ()       # which of Whisper tiny's 4 encoder layers ``asr_content`` reads (stacked,
+                                 # each at unit scale); empty: the final one (what v12 reads)
     mel_mean: float = -5.0       # fixed input scaling of log-mels
     mel_std: float = 2.5
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["strides"] = list(self.strides)
+        d["asr_layers"] = list(self.asr_layers)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
         d = dict(d)
         d["strides"] = tuple(d.get("strides", (2, 2)))
+        d["asr_layers"] = tuple(d.get("asr_layers", ()))
         return cls(**d)
+
+    def __post_init__(self):
+        if any(not 1 <= i <= whisper.LAYERS for i in self.asr_layers) or len(set(self.asr_layers)) < len(self.asr_layers):
+            raise ValueError(f"asr_layers {list(self.asr_layers)}: distinct layers of Whisper's encoder, "
+                             f"1 to {whisper.LAYERS}")
 
     @property
     def downsample(self) -> int:
@@ -154,7 +163,7 @@ class ContentEncoder(nn.Module):
         self.cfg = cfg
         self.inp = conv(cfg.n_mels, C, cfg.kernel)
         if cfg.asr_content:
-            self.asr_in = nn.Conv1d(whisper.DIM, C, 1)
+            self.asr_in = nn.Conv1d(whisper.DIM * max(1, len(cfg.asr_layers)), C, 1)
             nn.init.zeros_(self.asr_in.weight)
             nn.init.zeros_(self.asr_in.bias)
         self.stages = nn.ModuleList()
@@ -168,7 +177,7 @@ class ContentEncoder(nn.Module):
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         x = self.inp(mel)
         if self.cfg.asr_content:
-            feats = whisper.features(mel * self.cfg.mel_std + self.cfg.mel_mean)
+            feats = whisper.features(mel * self.cfg.mel_std + self.cfg.mel_mean, self.cfg.asr_layers)
             x = x + self.asr_in(self.cfg.asr_content * feats.to(x.dtype))
         x = F.leaky_relu(instance_norm(x), 0.2)
         for stage in self.stages:

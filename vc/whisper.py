@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from .features import MelBridge, MelConfig
 
 WHISPER_MELS = 80
-DIM = 384             # Whisper tiny's encoder width: what :func:`features` gives per frame
+DIM = 384             # Whisper tiny's encoder width: what :func:`features` gives per frame and layer
+LAYERS = 4            # ... and its number of layers
 # CTranslate2's DataType enum (the ones a model file may hold)
 _DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16}
 
@@ -130,12 +131,21 @@ class WhisperEncoder(nn.Module):
             pairs.update(_layer_pairs(i, ffn_norm="ln2"))
         self.load_state_dict(_state(w, "encoder", pairs))
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, layers: tuple = ()) -> torch.Tensor:
+        """``layers``: which layers' outputs to return, concatenated along the last axis (1 to n;
+        n is the final one, after its layer norm; an earlier one is layer-normed without scale or
+        shift, so that each has unit scale); empty: the final one alone."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]
-        for layer in self.layers:
+        out = {}
+        for i, layer in enumerate(self.layers, 1):
             x = layer(x)
-        return self.ln_post(x)
+            if i in layers and i < len(self.layers):
+                out[i] = F.layer_norm(x, x.shape[-1:])
+        if not layers:
+            return self.ln_post(x)
+        out[len(self.layers)] = self.ln_post(x)
+        return torch.cat([out[i] for i in layers], -1)
 
 
 class WhisperFeatures(nn.Module):
@@ -153,18 +163,19 @@ class WhisperFeatures(nn.Module):
         x = torch.maximum(x, x.amax(dim=(1, 2), keepdim=True) - 8.0)
         return (x + 4.0) / 4.0
 
-    def forward(self, logmel: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.mels(logmel))
+    def forward(self, logmel: torch.Tensor, layers: tuple = ()) -> torch.Tensor:
+        return self.encoder(self.mels(logmel), layers)
 
 
 CHUNK = 2560          # vc mel frames (29.7 s) per pass: Whisper's encoder reads at most 30 s
 _READERS = {}         # device -> WhisperFeatures, read from the wheel once
 
 
-def features(logmel: torch.Tensor) -> torch.Tensor:
-    """(B, 80, T) vc log-mel -> (B, DIM, T): Whisper tiny's encoder features (50/s) interpolated to
-    the mel's frame rate. The encoder is frozen (gradients still reach the mel), read once per
-    device, and passes over a long input in equal pieces of at most ``CHUNK`` frames."""
+def features(logmel: torch.Tensor, layers: tuple = ()) -> torch.Tensor:
+    """(B, 80, T) vc log-mel -> (B, DIM * max(1, len(layers)), T): Whisper tiny's encoder features
+    (50/s) interpolated to the mel's frame rate; those of its final layer, or of ``layers`` (1-4,
+    :meth:`WhisperEncoder.forward`) stacked. The encoder is frozen (gradients still reach the mel),
+    read once per device, and passes over a long input in equal pieces of at most ``CHUNK`` frames."""
     if logmel.device not in _READERS:
         # built outside inference mode: a conversion may read first, and training later needs the
         # reader's fixed matrices in autograd (inference-mode tensors cannot be saved for backward)
@@ -174,6 +185,6 @@ def features(logmel: torch.Tensor) -> torch.Tensor:
     size = -(-T // -(-T // CHUNK))                         # equal pieces, none longer than CHUNK
     parts = []
     for piece in logmel.split(size, dim=2):
-        feats = reader(piece).transpose(1, 2)                # (B, DIM, ~frames * 50 / 86.1)
+        feats = reader(piece, tuple(layers)).transpose(1, 2)  # (B, DIM * L, ~frames * 50 / 86.1)
         parts.append(F.interpolate(feats, size=piece.shape[2], mode="linear"))
     return torch.cat(parts, 2)
