@@ -76,7 +76,8 @@ class ModelConfig:
         return cls(**d)
 
     def __post_init__(self):
-        if any(not 1 <= i <= whisper.LAYERS for i in self.asr_layers) or len(set(self.asr_layers)) < len(self.asr_layers):
+        layers = self.asr_layers
+        if any(not 1 <= i <= whisper.LAYERS for i in layers) or len(set(layers)) < len(layers):
             raise ValueError(f"asr_layers {list(self.asr_layers)}: distinct layers of Whisper's encoder, "
                              f"1 to {whisper.LAYERS}")
 

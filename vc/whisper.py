@@ -137,14 +137,11 @@ class WhisperEncoder(nn.Module):
         shift, so that each has unit scale); empty: the final one alone."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]
-        out = {}
+        layers, out = layers or (len(self.layers),), {}
         for i, layer in enumerate(self.layers, 1):
             x = layer(x)
-            if i in layers and i < len(self.layers):
-                out[i] = F.layer_norm(x, x.shape[-1:])
-        if not layers:
-            return self.ln_post(x)
-        out[len(self.layers)] = self.ln_post(x)
+            if i in layers:
+                out[i] = self.ln_post(x) if i == len(self.layers) else F.layer_norm(x, x.shape[-1:])
         return torch.cat([out[i] for i in layers], -1)
 
 
