@@ -102,8 +102,8 @@ def test_no_clicks(pair, streamed):
     """No sample-to-sample jump at the seams between chunks above the largest one the offline
     output has, and none anywhere above 1.25 times it: the stream is not the same computation as
     the offline conversion, so its loudest natural jump differs a little (measured: 0.79 times with
-    v13, 0.81 with v12 and 1.04 with v11 at strength 1; 0.95 with v10 against its offline conversion at strength 1.25), where a
-    click jumps by up to the waveform's peak."""
+    v13, 0.81 with v12 and 1.04 with v11 at strength 1; 0.95 with v10 against its offline conversion
+    at strength 1.25), where a click jumps by up to the waveform's peak."""
     at_seams, anywhere = jumps_over_offline(streamed[1], pair[3])
     assert at_seams <= 1
     assert anywhere <= 1.25
@@ -131,8 +131,9 @@ def test_stream_converts_at_the_models_strength(strong):
     measured 0.25 with v13, 0.27 with v12 and 0.23 with v11 at 1.375), and closer than a stream at
     strength 1 does (measured 0.32 with v13; v12 0.33, v11 0.32). No clicks: no jump at the seams above
     the offline's largest (measured 0.23 times it with v13, 0.30 with v12, 0.29 with v11), none
-    anywhere above 1.5 times it (measured 0.93 times with v13, 1.03 with v12, 1.25 with v11, mid-chunk: a stronger voice, computed in
-    windows, has its own loudest natural jump; a click jumps by up to the waveform's peak)."""
+    anywhere above 1.5 times it (measured 0.93 times with v13, 1.03 with v12, 1.25 with v11,
+    mid-chunk: a stronger voice, computed in windows, has its own loudest natural jump; a click
+    jumps by up to the waveform's peak)."""
     strength, offline, outs, plain = strong
     streamed = np.concatenate(outs)
     assert strength != 1.0

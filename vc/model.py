@@ -78,7 +78,7 @@ class ModelConfig:
     def __post_init__(self):
         layers = self.asr_layers
         if any(not 1 <= i <= whisper.LAYERS for i in layers) or len(set(layers)) < len(layers):
-            raise ValueError(f"asr_layers {list(self.asr_layers)}: distinct layers of Whisper's encoder, "
+            raise ValueError(f"asr_layers {list(layers)}: distinct layers of Whisper's encoder, "
                              f"1 to {whisper.LAYERS}")
 
     @property

@@ -137,7 +137,8 @@ class WhisperEncoder(nn.Module):
         shift, so that each has unit scale); empty: the final one alone."""
         x = F.gelu(self.conv2(F.gelu(self.conv1(mel)))).transpose(1, 2)
         x = x + self.positions[: x.shape[1]]
-        layers, out = layers or (len(self.layers),), {}
+        layers = layers or (len(self.layers),)
+        out = {}
         for i, layer in enumerate(self.layers, 1):
             x = layer(x)
             if i in layers:
