@@ -41,3 +41,19 @@ def test_a_speaker_with_one_utterance_gets_a_reference_clear_of_its_segment():
                 assert not overlap or sampler.speakers[spk] == "a"    # no room to avoid only in a
                 clear += not overlap
     assert clear > 300                                               # b's references never overlap
+
+
+def test_each_segment_says_whether_its_file_is_lossy():
+    """Batch.lossy marks the segments cut from Opus/Ogg/MP3 files (whose upper bands the codec
+    changed), item by item, whatever the case of the suffix."""
+    features = _Features([40] * 4, ["a", "a", "b", "b"])
+    features.paths = ["a/1.flac", "a/2.OPUS", "b/1.wav", "b/2.mp3"]
+    sampler = SegmentSampler(features, 16, seed=0)
+    seen = set()
+    for _ in range(50):
+        batch = sampler.batch(2)
+        for seg, lossy in zip(batch.segments.numpy(), batch.lossy.tolist()):
+            utt = int(seg[0, 0]) // 1000
+            assert lossy == (utt in (1, 3))
+            seen.add(lossy)
+    assert seen == {True, False}

@@ -63,6 +63,18 @@ def test_band_tilt_weighs_the_upper_bands_and_keeps_the_mean():
     assert torch.isclose(losses.reconstruction(flat, target, band_tilt=3.0), torch.tensor(0.7))
 
 
+def test_reconstruction_leaves_out_the_bands_an_item_is_no_target_in():
+    target = torch.zeros(2, 80, 10)
+    pred = target.clone()
+    pred[1, 50:] = 4.0                   # item 1 wrong in its upper bands only
+    keep = torch.ones(2, 80, dtype=torch.bool)
+    assert losses.reconstruction(pred, target, keep=keep) == losses.reconstruction(pred, target) > 0
+    keep[1, 50:] = False                 # ... where it is no target: nothing to learn
+    assert losses.reconstruction(pred, target, keep=keep) == 0
+    pred[0, 50:] = 1.0                   # item 0 still counts there, alone: its band means, not halved
+    assert torch.isclose(losses.reconstruction(pred, target, keep=keep), torch.tensor(30 / 80))
+
+
 def test_obstruent_weighs_the_high_bands_of_fricative_frames_only():
     target = torch.zeros(1, 80, 20)
     target[:, :30, :10] = 3.0            # frames 0-9 voiced (loud low bands), 10-19 a fricative (loud high bands)

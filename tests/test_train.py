@@ -329,6 +329,45 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
     assert resumed.step == 1
 
 
+def test_lossy_band_keeps_lossy_files_out_of_the_upper_targets_and_one_step_lowers_the_loss(tmp_path):
+    """lossy_band: the Opus files of a mixed tree are no target above the band (their L1 there
+    does not count, and the critic takes only the lossless segments for real); one step on a
+    fixed batch lowers the loss, and the run round-trips through its checkpoint."""
+    root = tmp_path / "mixed"
+    for s in range(4):
+        for u in range(3):
+            path = write_wav(root / f"spk{s}" / f"u{u}.wav", 1.2 + 0.2 * u, 16000, f0=90 + 40 * s, seed=10 * s + u)
+            if s % 2:                    # two speakers' files coded as Ogg Opus
+                sf.write(str(path.with_suffix(".opus")), sf.read(str(path))[0], 16000, format="OGG", subtype="OPUS")
+                path.unlink()
+    cfg = tiny_config(tmp_path, warp=0.0, tilt_db=0.0, lr=1e-4, lossy_band=40, gan_weight=1.0, batch_size=4)
+    run = Run(cfg, root, tmp_path / "run", progress=False)
+    batch = run.draw(0)
+    assert 0 < int(batch.lossy.sum()) < len(batch.lossy)
+
+    def objective():
+        with torch.no_grad():
+            return run.objective(run.draw(0), 0)[0].item()
+
+    before = objective()
+    assert run.objective.lossless.tolist() == (~batch.lossy).tolist()
+    with torch.no_grad():                # what the lossy items' upper bands would have added
+        out = run.model(batch.perturbed, batch.references)
+    full = losses.reconstruction(out.recon, batch.segments)
+    keep = ~batch.lossy[:, None] | (torch.arange(out.recon.shape[1]) < 40)
+    masked = losses.reconstruction(out.recon, batch.segments, keep=keep)
+    assert masked != full
+    step = run.train_step()
+    assert abs(step["loss/total"] - before) < 1e-3
+    assert abs(step["loss/reconstruction"] - masked.item()) < 1e-5
+    assert objective() < before
+    run.save()
+    resumed = Run(cfg, root, tmp_path / "run", resume=True, progress=False)
+    for a, b in zip([*run.model.state_dict().values(), *run.critic.state_dict().values()],
+                    [*resumed.model.state_dict().values(), *resumed.critic.state_dict().values()]):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("where", [dict(), dict(obstruent_on="swap", obstruent_centre=True, obstruent_strict=True)])
 def test_obstruent_term_sees_fricatives_and_one_step_lowers_it(tmp_path, where):
     """obstruent_weight: the generated tones have no fricative (the term is 0 on them); here every

@@ -24,7 +24,8 @@ class Batch(NamedTuple):
     reference (keys of per-utterance targets such as d-vectors). From :class:`StepBatches` also:
     perturbed, the voice-perturbed segments the content encoder reads, and rng_state, torch's
     CPU generator after drawing them (the step goes on from there). pitch (B, 2, F): the
-    segments' vc.pitch features, where the sampler has them."""
+    segments' vc.pitch features, where the sampler has them. lossy (B,) bool: the segment's file
+    is lossy-coded (Ogg Opus/Vorbis, MP3: :data:`LOSSY`), its upper bands not the recording's."""
     segments: torch.Tensor
     references: torch.Tensor
     speakers: torch.Tensor
@@ -32,6 +33,14 @@ class Batch(NamedTuple):
     perturbed: torch.Tensor | None = None
     rng_state: torch.Tensor | None = None
     pitch: torch.Tensor | None = None
+    lossy: torch.Tensor | None = None
+
+
+LOSSY = (".opus", ".ogg", ".oga", ".mp3")     # codecs that dull and smear the upper bands
+
+
+def is_lossy(path: str) -> bool:
+    return str(path).lower().endswith(LOSSY)
 
 
 class SegmentSampler:
@@ -103,7 +112,7 @@ class SegmentSampler:
     def batch(self, batch_size: int, per_speaker: int = 1) -> Batch:
         n_spk = min(max(1, batch_size // per_speaker), len(self.speakers))
         chosen = self.rng.choice(len(self.speakers), size=n_spk, replace=False)
-        segs, refs, idx, ref_paths, pitch = [], [], [], [], []
+        segs, refs, idx, ref_paths, pitch, lossy = [], [], [], [], [], []
         for i in chosen:
             utts = self.by_speaker[self.speakers[i]]
             for _ in range(per_speaker):
@@ -111,6 +120,7 @@ class SegmentSampler:
                 b = (a + self.rng.integers(1, len(utts))) % len(utts) if len(utts) > 1 else a
                 seg, start = self._crop(utts[a])
                 segs.append(seg)
+                lossy.append(is_lossy(self.features.paths[utts[a]]))
                 if self.pitch is not None:
                     pitch.append(self.pitch_segment(utts[a], start, self.segment_frames))
                 refs.append(self._crop(utts[b], avoid=start if b == a else None)[0])
@@ -118,7 +128,7 @@ class SegmentSampler:
                 ref_paths.append(self.features.paths[utts[b]])
         return Batch(torch.from_numpy(np.stack(segs)), torch.from_numpy(np.stack(refs)),
                      torch.from_numpy(np.asarray(idx, dtype=np.int64)), ref_paths,
-                     pitch=torch.from_numpy(np.stack(pitch)) if pitch else None)
+                     pitch=torch.from_numpy(np.stack(pitch)) if pitch else None, lossy=torch.tensor(lossy))
 
     def get_state(self) -> dict:
         return self.rng.bit_generator.state

@@ -52,8 +52,9 @@ class MelPatchCritic(nn.Module):
 
 
 def critic_loss(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
-    """LSGAN: real patches towards 1, generated ones towards 0."""
-    return ((real_scores - 1) ** 2).mean() + (fake_scores ** 2).mean()
+    """LSGAN: real patches towards 1 (none: no real term), generated ones towards 0."""
+    real = ((real_scores - 1) ** 2).mean() if real_scores.numel() else 0.0
+    return real + (fake_scores ** 2).mean()
 
 
 def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:

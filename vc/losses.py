@@ -40,12 +40,20 @@ import torch.nn.functional as F
 from . import match
 
 
-def reconstruction(pred: torch.Tensor, target: torch.Tensor, band_tilt: float = 1.0) -> torch.Tensor:
+def reconstruction(pred: torch.Tensor, target: torch.Tensor, band_tilt: float = 1.0,
+                   keep: torch.Tensor | None = None) -> torch.Tensor:
+    """L1 of (B, n_mels, T) mels. ``keep`` (B, n_mels) bool: which items are a target in which
+    bands (each band's error is averaged over the items it keeps)."""
     err = (pred - target).abs()
-    if band_tilt == 1.0:
-        return err.mean()
+    if keep is None:
+        if band_tilt == 1.0:
+            return err.mean()
+        band = err.mean(dim=(0, 2))
+    else:
+        keep = keep.to(err.dtype)
+        band = (err.mean(dim=2) * keep).sum(0) / keep.sum(0).clamp(min=1.0)
     w = torch.linspace(1.0, band_tilt, err.shape[1], device=err.device, dtype=err.dtype)
-    return (err.mean(dim=(0, 2)) * w / w.mean()).mean()
+    return (band * w / w.mean()).mean()
 
 
 def spectral_detail(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,9 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      ``gan_weight``: a mel-patch critic (vc.discriminator),
      both against over-smoothed output; with ``gan_speaker`` the critic also hears whose voice
      each output should be (the reference's Resemblyzer d-vector, the swap's target's), and a
-     real segment given another speaker's d-vector is one more fake for it;
+     real segment given another speaker's d-vector is one more fake for it; ``lossy_band``: a
+     segment of a lossy file (Ogg Opus, MP3) is no target from that mel band up (neither for the
+     L1 nor as the critic's real example), so the decoder does not learn the codec's upper bands
      (the loss of 1 and 3 is composed in vc.train_objective);
   4. the adversary (``clf_steps`` updates) and the critic take their own steps. A warm start's
      adversary is fresh; ``clf_pretrain`` trains it alone first, so that it pushes from step 0.
@@ -216,8 +218,12 @@ class Run:
             real_mel, fakes, voices = batch.segments.to(self.device), self.objective.fakes, self.objective.voices
             if voices[0] is not None:    # a real segment heard as another speaker's voice is fake too
                 fakes, voices = [*fakes, real_mel], [*voices, voices[0].roll(cfg.per_speaker, 0)]
+            real_voice, lossless = voices[0], self.objective.lossless
+            if lossless is not None:     # only lossless segments are real (lossy_band)
+                real_mel = real_mel[lossless]
+                real_voice = None if real_voice is None else real_voice[lossless]
             with self.autocast():
-                real = self.critic_ddp(real_mel, voices[0])[0].float()
+                real = self.critic_ddp(real_mel, real_voice)[0].float()
                 fake = self.critic_ddp(torch.cat(fakes), None if voices[0] is None else torch.cat(voices))[0].float()
             crit_loss = discriminator.critic_loss(real, fake)
             self.critic_opt.zero_grad(set_to_none=True)

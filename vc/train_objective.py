@@ -22,7 +22,7 @@ class RunObjective:
     def __init__(self, run, train_utts):
         self.run = run
         cfg = run.cfg
-        self.fakes, self.voices = [], []
+        self.fakes, self.voices, self.lossless = [], [], None
         self.dvectors = None
         # frozen speaker networks for who hears the swap's voice (cycle_speaker), and one Resemblyzer
         # for whose voice each critic patch should be (gan_speaker)
@@ -55,7 +55,9 @@ class RunObjective:
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
         Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
         + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the spectral detail
-        of the reconstruction + the consonants' high bands (``obstruent_weight``, on ``obstruent_on``) + the critic's verdicts."""
+        of the reconstruction + the consonants' high bands (``obstruent_weight``, on ``obstruent_on``) + the critic's verdicts.
+        With ``lossy_band``, segments of lossy files are no target in their upper bands and no real
+        example for the critic (``self.lossless`` keeps which items are, for the critic's step)."""
         r = self.run
         cfg = r.cfg
         seg, ref, spk = (t.to(r.device) for t in batch[:3])
@@ -68,7 +70,13 @@ class RunObjective:
                        pitch=None if batch.pitch is None else batch.pitch.to(r.device))
         out = type(out)(*(None if t is None else t.float() for t in out))
         lam = losses.adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup, cfg.adv_ramp)
-        rec = losses.reconstruction(out.recon, seg, cfg.band_tilt)
+        lossless = None                  # which items are lossless: the only real upper bands
+        keep = None
+        if cfg.lossy_band > 0 and batch.lossy is not None:
+            lossless = ~batch.lossy.to(r.device)
+            keep = lossless[:, None] | (torch.arange(seg.shape[1], device=r.device) < cfg.lossy_band)
+        self.lossless = lossless
+        rec = losses.reconstruction(out.recon, seg, cfg.band_tilt, keep)
         with r.autocast():
             logits = losses.frozen(r.clf, out.content).float()
         adv = losses.adversarial(logits, spk, cfg.adv_loss)
@@ -156,7 +164,10 @@ class RunObjective:
                 fake_scores, fake_feats = losses.frozen(r.critic, out.recon, self.voices[0])
                 with torch.no_grad():
                     _, real_feats = r.critic(seg, self.voices[0])
-                fm = discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
+                if lossless is not None:     # lossy segments are no real examples
+                    real_feats, fake_feats = ([f[lossless] for f in feats] for feats in (real_feats, fake_feats))
+                fm = (discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
+                      if len(real_feats[0]) else out.recon.new_zeros(()))
                 g = discriminator.generator_loss(fake_scores.float())
                 if out.swapped is not None:
                     g = (g + discriminator.generator_loss(
