@@ -33,7 +33,9 @@ recogniser they were trained against does.
 source) speaker is of one kind: the speaker's corpus in the manifest (--data), children (age
 under 15: speechocean762's are 6-14) apart. `val` has speechocean762 speakers only, half of them
 children; `dev` is half LibriSpeech and has no child: this is how a `val` gain can be seen to
-hold, or not, on the kinds of voices `val` lacks.
+hold, or not, on the kinds of voices `val` lacks. ``--by format`` splits the pairs by how their
+source and target files are coded instead (``lossless -> lossy``: vc.audio.is_lossy): `val` is
+70 % Ogg Opus, `dev` and most uploads are lossless.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vc.audio import is_lossy  # noqa: E402
 from vc.evaluate.report import bootstrap_ci  # noqa: E402
 
 # (system, metric, label, scale): scale 100 shows a share in points
@@ -119,11 +122,18 @@ def speaker_groups(manifest: Path) -> dict[str, str]:
                 for r in csv.DictReader(f, delimiter="\t")}
 
 
+def coding(pair: dict) -> str:
+    """'lossless -> lossy' and the like: how a pair's source and target files are coded."""
+    return " -> ".join("lossy" if is_lossy(pair.get(side, "")) else "lossless" for side in ("source", "target"))
+
+
 def grouped(records: dict[str, dict], side: str, kinds: dict[str, str]) -> dict[str, dict[str, dict]]:
-    """{kind: {key: record}}: the pairs split by the kind of their ``side`` ('target' or 'source') speaker."""
+    """{kind: {key: record}}: the pairs split by the kind of their ``side`` ('target' or 'source')
+    speaker, or with ``side`` 'format' by how their files are coded (:func:`coding`)."""
     out: dict[str, dict[str, dict]] = {}
     for key, rec in records.items():
-        kind = kinds.get(rec.get("pair", {}).get(f"{side}_speaker"), "unknown")
+        pair = rec.get("pair") or {}
+        kind = coding(pair) if side == "format" else kinds.get(pair.get(f"{side}_speaker"), "unknown")
         out.setdefault(kind, {})[key] = rec
     return out
 
@@ -155,12 +165,13 @@ def main(argv=None) -> int:
     p.add_argument("candidates", nargs="*")
     p.add_argument("--recognisers", action="store_true",
                    help="per folder and system: Whisper's and Moonshine's CER of the same clips, and their difference")
-    p.add_argument("--by", choices=("target", "source"),
-                   help="also compare within the kinds of target (or source) speaker: corpus, children (under 15) apart")
+    p.add_argument("--by", choices=("target", "source", "format"),
+                   help="also compare within the kinds of target (or source) speaker: corpus, children (under 15) "
+                        "apart; or within the codings of the pair's files (format: lossless or lossy, source -> target)")
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "manifest.tsv",
                    help="the manifest that says each speaker's corpus and age (for --by)")
     args = p.parse_args(argv)
-    if args.by and not args.data.is_file():
+    if args.by in ("target", "source") and not args.data.is_file():
         raise SystemExit(f"{args.data}: manifest not found (--by needs --data)")
     base = read_results(args.baseline)
     if args.recognisers:
@@ -169,14 +180,15 @@ def main(argv=None) -> int:
         return 0
     if not args.candidates:
         p.error("give a candidate folder (or --recognisers)")
-    kinds = speaker_groups(args.data) if args.by else {}
+    kinds = speaker_groups(args.data) if args.by in ("target", "source") else {}
     for folder in args.candidates:
         cand = read_results(folder)
         show(paired(base, cand), f"{folder} - {args.baseline} (paired)")
         if args.by:
             base_groups, cand_groups = grouped(base, args.by, kinds), grouped(cand, args.by, kinds)
             for kind in sorted(base_groups):
-                show(paired(base_groups[kind], cand_groups.get(kind, {})), f"  {args.by} speaker: {kind}")
+                what = "files" if args.by == "format" else f"{args.by} speaker"
+                show(paired(base_groups[kind], cand_groups.get(kind, {})), f"  {what}: {kind}")
     return 0
 
 

@@ -94,6 +94,28 @@ def test_by_target_compares_within_kinds_of_speaker(compare, tmp_path, capsys):
         compare.main([str(base), str(cand), "--by", "target", "--data", str(tmp_path / "none.tsv")])
 
 
+def test_by_format_compares_within_the_codings_of_the_pairs_files(compare, tmp_path, capsys):
+    """--by format: the pairs split by how their source and target files are coded (lossy: Ogg
+    Opus/Vorbis, MP3); no manifest needed."""
+    def folder(name, shift):
+        (tmp_path / name).mkdir()
+        recs = [{"key": f"{t}{i}", "pair": {"source": f"s{i}.flac", "target": f"t{i}.{t}"},
+                 "systems": {"converted": {"dnsmos": 2.5 + i / 100 + shift[t]}}}
+                for t in ("opus", "wav") for i in range(20)]
+        (tmp_path / name / "results.jsonl").write_text("\n".join(map(json.dumps, recs)) + "\n")
+        return tmp_path / name
+    base = folder("a", {"opus": 0.0, "wav": 0.0})
+    cand = folder("b", {"opus": 0.0, "wav": 0.1})
+    groups = compare.grouped(compare.read_results(cand), "format", {})
+    assert sorted(groups) == ["lossless -> lossless", "lossless -> lossy"]
+    assert compare.coding({"source": "x.MP3", "target": "y.flac"}) == "lossy -> lossless"
+    assert compare.main([str(base), str(cand), "--by", "format", "--data", str(tmp_path / "none.tsv")]) == 0
+    out = capsys.readouterr().out
+    lossless = out.split("files: lossless -> lossless")[1].split("files:")[0]
+    lossy = out.split("files: lossless -> lossy")[1]
+    assert "+0.100  [+0.100, +0.100] *" in lossless and "+0.000  [+0.000, +0.000]\n" in lossy
+
+
 def test_folders_joined_by_plus_pool_their_pairs(compare, tmp_path):
     """Two draws of pairs (vc evaluate --seed 0 and 1) under other keys: 'a+b' holds both."""
     a = write(tmp_path / "a", [(str(i), 0.3, 0.6) for i in range(5)])

@@ -16,11 +16,17 @@ import soxr
 from .files import OutputError, atomic_path, check_output_file
 
 SUPPORTED = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3")
+LOSSY = (".ogg", ".oga", ".opus", ".mp3")   # codecs that dull and smear the upper bands
 SILENCE_DBFS = -60.0        # a file whose peak is below this is "all silence"
 TRIM_DB = 40.0              # leading/trailing frames this far below the peak are trimmed
 TARGET_RMS_DBFS = -23.0     # loudness normalisation target for speech frames
 MIN_SECONDS = 0.5
 MAX_SECONDS = 30 * 60.0     # the default longest input (configurable: max_seconds, --max-minutes)
+
+
+def is_lossy(path) -> bool:
+    """Is ``path`` coded by a lossy codec (Ogg Opus/Vorbis, MP3), by its suffix?"""
+    return str(path).lower().endswith(LOSSY)
 
 
 def _duration(seconds: float) -> str:

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .audio import is_lossy
 from .augment import new_voices, perturb_speaker
 from .data import InMemoryFeatures
 from .features import MelConfig
@@ -25,7 +26,7 @@ class Batch(NamedTuple):
     perturbed, the voice-perturbed segments the content encoder reads, and rng_state, torch's
     CPU generator after drawing them (the step goes on from there). pitch (B, 2, F): the
     segments' vc.pitch features, where the sampler has them. lossy (B,) bool: the segment's file
-    is lossy-coded (Ogg Opus/Vorbis, MP3: :data:`LOSSY`), its upper bands not the recording's."""
+    is lossy-coded (Ogg Opus/Vorbis, MP3: :func:`vc.audio.is_lossy`), its upper bands not the recording's."""
     segments: torch.Tensor
     references: torch.Tensor
     speakers: torch.Tensor
@@ -34,13 +35,6 @@ class Batch(NamedTuple):
     rng_state: torch.Tensor | None = None
     pitch: torch.Tensor | None = None
     lossy: torch.Tensor | None = None
-
-
-LOSSY = (".opus", ".ogg", ".oga", ".mp3")     # codecs that dull and smear the upper bands
-
-
-def is_lossy(path: str) -> bool:
-    return str(path).lower().endswith(LOSSY)
 
 
 class SegmentSampler:

@@ -69,7 +69,7 @@ class TrainConfig:
                                                 # as their low ones (not the partly sonorant vowels)
     band_tilt: float = 1.0                      # the reconstruction L1's weight of the highest mel band over the
                                                 # lowest, linear between, mean 1 (vc.losses.reconstruction)
-    lossy_band: int = 0                         # > 0: a segment from a lossy file (Opus, MP3: vc.batches.LOSSY)
+    lossy_band: int = 0                         # > 0: a segment from a lossy file (Opus, MP3: vc.audio.LOSSY)
                                                 # is no target from this mel band up: the reconstruction L1
                                                 # leaves those bands out, and the critic takes only lossless
                                                 # segments for real (0: every file is a target in full)
