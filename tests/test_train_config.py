@@ -29,3 +29,9 @@ def test_an_unknown_output_for_the_word_or_consonant_loss_is_refused():
         TrainConfig(asr_words=1.0, asr_words_on="decoder").check()
     with pytest.raises(ValueError, match="obstruent_on: 'swap', 'recon' or 'both', not 'swapped'"):
         TrainConfig(obstruent_on="swapped").check()
+
+
+def test_a_negative_lossy_band_is_refused():
+    TrainConfig(lossy_band=40).check()
+    with pytest.raises(ValueError, match="lossy_band: a mel band \\(0: off\\), not -1"):
+        TrainConfig(lossy_band=-1).check()

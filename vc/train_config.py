@@ -128,6 +128,8 @@ class TrainConfig:
                              f"not {self.speaker_judge!r}")
         if self.voice_warp > 0 and self.dvector_weight > 0:
             raise ValueError("voice_warp and dvector_weight: the stored d-vectors are of the unwarped clips")
+        if self.lossy_band < 0:
+            raise ValueError(f"lossy_band: a mel band (0: off), not {self.lossy_band!r}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema: a decay from 0 (none) up to but not including 1, not {self.ema!r}")
         if self.speaker_contrast > 0 and (self.per_speaker < 2 or self.voice_warp > 0):
