@@ -171,7 +171,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "manifest.tsv",
                    help="the manifest that says each speaker's corpus and age (for --by)")
     args = p.parse_args(argv)
-    if args.by in ("target", "source") and not args.data.is_file():
+    by_speaker = args.by in ("target", "source")
+    if by_speaker and not args.data.is_file():
         raise SystemExit(f"{args.data}: manifest not found (--by needs --data)")
     base = read_results(args.baseline)
     if args.recognisers:
@@ -180,14 +181,14 @@ def main(argv=None) -> int:
         return 0
     if not args.candidates:
         p.error("give a candidate folder (or --recognisers)")
-    kinds = speaker_groups(args.data) if args.by in ("target", "source") else {}
+    kinds = speaker_groups(args.data) if by_speaker else {}
     for folder in args.candidates:
         cand = read_results(folder)
         show(paired(base, cand), f"{folder} - {args.baseline} (paired)")
         if args.by:
             base_groups, cand_groups = grouped(base, args.by, kinds), grouped(cand, args.by, kinds)
             for kind in sorted(base_groups):
-                what = "files" if args.by == "format" else f"{args.by} speaker"
+                what = f"{args.by} speaker" if by_speaker else "files"
                 show(paired(base_groups[kind], cand_groups.get(kind, {})), f"  {what}: {kind}")
     return 0
 

@@ -1,7 +1,7 @@
 """vc.discriminator: the critic's shapes, and the speaker-aware critic hears the voice it is given."""
 import torch
 
-from vc.discriminator import MelPatchCritic, critic_loss
+from vc.discriminator import MelPatchCritic, critic_loss, feature_matching
 
 
 def test_critic_scores_patches_and_returns_every_layer():
@@ -55,3 +55,13 @@ def test_low_band_critic_hears_only_the_upper_bands():
         changed = mel.clone()
         changed[:, 60:] += 1.0
         assert not torch.allclose(scores, critic(changed)[0])
+
+
+def test_a_batch_without_real_examples_has_no_real_term():
+    """lossy_band can leave a batch with no lossless segment: the critic's loss is then its fake
+    term alone and feature matching is 0, not NaN."""
+    critic = MelPatchCritic()
+    fake_scores, fake_feats = critic(torch.randn(2, 80, 32))
+    real_scores, real_feats = critic(torch.randn(0, 80, 32))
+    assert torch.equal(critic_loss(real_scores, fake_scores), (fake_scores ** 2).mean())
+    assert feature_matching(real_feats, [f[:0] for f in fake_feats]) == 0

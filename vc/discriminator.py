@@ -63,5 +63,8 @@ def generator_loss(fake_scores: torch.Tensor) -> torch.Tensor:
 
 
 def feature_matching(real_feats, fake_feats) -> torch.Tensor:
-    """L1 between the critic's features of real and generated mels (real ones detached)."""
+    """L1 between the critic's features of real and generated mels (real ones detached); 0 for
+    none (no item of the batch is a real example: ``lossy_band``)."""
+    if not len(real_feats[0]):
+        return fake_feats[0].new_zeros(())
     return sum((r.detach() - f).abs().mean() for r, f in zip(real_feats, fake_feats)) / len(real_feats)

@@ -166,8 +166,7 @@ class RunObjective:
                     _, real_feats = r.critic(seg, self.voices[0])
                 if lossless is not None:     # lossy segments are no real examples
                     real_feats, fake_feats = ([f[lossless] for f in feats] for feats in (real_feats, fake_feats))
-                fm = (discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
-                      if len(real_feats[0]) else out.recon.new_zeros(()))
+                fm = discriminator.feature_matching([f.float() for f in real_feats], [f.float() for f in fake_feats])
                 g = discriminator.generator_loss(fake_scores.float())
                 if out.swapped is not None:
                     g = (g + discriminator.generator_loss(
