@@ -121,6 +121,26 @@ def test_average_with_an_asr_content_model_keeps_its_projection_whole(tmp_path):
         average_models([tmp_path / "reading.pt", tmp_path / "layered.pt"])
 
 
+def test_average_with_a_quantised_model_keeps_its_codebook_and_quantises(tmp_path):
+    """A fine-tune that quantised the content code (vq_codes) averages with its start: the shared
+    weights are the mean, the codebook the fine-tune's, and the soup's codes are made of it."""
+    plain = tiny_model(seed=1)
+    torch.manual_seed(2)
+    quantised = VoiceConverter(ModelConfig(**TINY, vq_codes=8))
+    save_checkpoint(tmp_path / "plain.pt", plain, MelConfig())
+    save_checkpoint(tmp_path / "vq.pt", quantised, MelConfig())
+    soup, _, _ = average_models([tmp_path / "plain.pt", tmp_path / "vq.pt"])
+    assert soup.cfg.vq_codes == 8
+    assert torch.equal(soup.content_encoder.vq.codebook, quantised.content_encoder.vq.codebook)
+    with torch.no_grad():
+        code = soup.encode(torch.randn(80, 60)).content[0].T                 # (frames, content_dim)
+    assert all(any(torch.allclose(c, q) for q in soup.content_encoder.vq.codebook) for c in code)
+    other = VoiceConverter(ModelConfig(**TINY, vq_codes=16))                  # another codebook: refused
+    save_checkpoint(tmp_path / "other.pt", other, MelConfig())
+    with pytest.raises(CheckpointError, match="architecture"):
+        average_models([tmp_path / "vq.pt", tmp_path / "other.pt"])
+
+
 def test_a_training_checkpoints_moving_average_is_what_runs_unless_raw_is_asked(tmp_path):
     trained, averaged = tiny_model(seed=1), tiny_model(seed=2)
     save_checkpoint(tmp_path / "run.pt", trained, MelConfig(),

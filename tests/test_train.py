@@ -250,6 +250,7 @@ OPTIONS = {
     "asr_content": dict(model=dict(TINY, asr_content=1.0), cycle_content=1.0),
     "asr_layers": dict(model=dict(TINY, asr_content=1.0, asr_layers=[2, 4]), cycle_content=1.0),
     "speaker_noise": dict(model=dict(TINY, speaker_noise=0.1), cycle_content=1.0, cycle_speaker=1.0),
+    "vq": dict(model=dict(TINY, vq_codes=8)),
     "asr": dict(asr_weight=1.0),
     "asr_normalised_reconstruction_only": dict(asr_weight=1.0, asr_norm=True, asr_on_swap=False),
     # Whisper's decoder on 0.4 s of synthetic tones reads a rough landscape: Adam's first step at
@@ -296,7 +297,7 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         "spectral_detail": "loss/spectral_detail", "speaker_contrast": "loss/speaker_contrast",
         "voice_warp": "loss/reconstruction", "band_tilt": "loss/reconstruction", "post_blocks": "loss/reconstruction", "frame_attention": "loss/reconstruction", "pitch": "loss/reconstruction",
         "asr_content": "loss/reconstruction", "asr_layers": "loss/reconstruction",
-        "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope"}.get(option, "loss/cycle_speaker")
+        "speaker_noise": "loss/reconstruction", "swap_envelope": "loss/swap_envelope", "vq": "loss/vq"}.get(option, "loss/cycle_speaker")
     assert expected in m and m[expected] > 0
     if option == "cycle_speaker_two_judges":      # each judge's term is logged, the loss is their mean
         terms = m["loss/cycle_speaker_resemblyzer"], m["loss/cycle_speaker_campplus"]
@@ -316,6 +317,12 @@ def test_each_option_lowers_its_objective_and_round_trips(tree, tmp_path, option
         assert run.model.decoder.attention.gate.weight.abs().sum() > 0
     if option in ("asr_content", "asr_layers"):   # the projection of Whisper's features, zero at the start, has opened
         assert run.model.content_encoder.asr_in.weight.abs().sum() > 0
+    if option == "vq":               # the codebook started at k-means centroids of the batches' codes,
+        vq = run.model.content_encoder.vq   # and the code the decoder gets is made of them
+        assert 1 < m["vq/perplexity"] <= 8
+        with torch.no_grad():
+            code = run.model.encode(run.draw(0).segments).content
+        assert torch.allclose(code.transpose(1, 2), vq.codebook[vq.nearest(code)], atol=1e-6)
     if option == "per_speaker_2_with_cycles":
         batch = run.draw(1)
         assert batch.speakers.tolist()[0::2] == batch.speakers.tolist()[1::2]   # pairs of one speaker

@@ -98,7 +98,8 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     some inputs may have frame attention (vc.frame_attention.FrameAttention) or Whisper's content
     input (``asr_content``) where the others have none: its weights are then the mean over the
     inputs that have it (a model without it decodes as one whose gate or projection is shut, so its
-    weights do not dilute it).
+    weights do not dilute it). So may a quantised content code (``vq_codes``): the average then
+    quantises with the codebook of the inputs that have one.
     -> (averaged model in eval mode, feature config, each input's raw checkpoint dict)."""
     paths = [Path(p) for p in paths]
     if not paths:
@@ -108,9 +109,13 @@ def average_models(paths, ema: bool = True) -> tuple[VoiceConverter, MelConfig, 
     cfgs = [ModelConfig.from_dict(s["model_config"]) for s in states]
     cfg = next((c for c in cfgs if c.frame_attention), cfgs[0])
     reader = next((c for c in cfgs if c.asr_content), cfgs[0])
-    cfg = replace(cfg, asr_content=reader.asr_content, asr_layers=reader.asr_layers)
+    quantiser = next((c for c in cfgs if c.vq_codes), cfgs[0])
+    cfg = replace(cfg, asr_content=reader.asr_content, asr_layers=reader.asr_layers,
+                  vq_codes=quantiser.vq_codes, vq_beta=quantiser.vq_beta)
     for path, c in zip(paths, cfgs):
         added = {} if c.asr_content else dict(asr_content=cfg.asr_content, asr_layers=cfg.asr_layers)
+        if not c.vq_codes:
+            added.update(vq_codes=cfg.vq_codes, vq_beta=cfg.vq_beta)
         if not c.frame_attention:
             added.update(frame_attention=cfg.frame_attention, frame_attention_band=cfg.frame_attention_band)
         if replace(c, **added) != cfg:

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from . import whisper
 from .frame_attention import FrameAttention
+from .quantize import VectorQuantizer
 
 
 @dataclass
@@ -59,6 +60,9 @@ class ModelConfig:
                                  # one pace, so a larger gain opens it faster)
     asr_layers: tuple = ()       # which of Whisper tiny's 4 encoder layers ``asr_content`` reads (stacked,
                                  # each at unit scale); empty: the final one (what v12 reads)
+    vq_codes: int = 0            # > 0: the content code is vector-quantised with this many learned
+                                 # codes (vc.quantize); 0: continuous
+    vq_beta: float = 0.25        # weight of the commitment term in the quantiser's loss
     mel_mean: float = -5.0       # fixed input scaling of log-mels
     mel_std: float = 2.5
 
@@ -80,6 +84,8 @@ class ModelConfig:
         if any(not 1 <= i <= whisper.LAYERS for i in layers) or len(set(layers)) < len(layers):
             raise ValueError(f"asr_layers {list(layers)}: distinct layers of Whisper's encoder, "
                              f"1 to {whisper.LAYERS}")
+        if self.vq_codes < 0:
+            raise ValueError(f"vq_codes: a number of codes (0: no quantisation), not {self.vq_codes}")
 
     @property
     def downsample(self) -> int:
@@ -156,7 +162,8 @@ class ResBlock(nn.Module):
 
 class ContentEncoder(nn.Module):
     """(B, n_mels, T) scaled log-mel -> (B, content_dim, T / D), each channel zero-mean unit-variance
-    over time. With ``asr_content`` it also reads Whisper's features of the same mel."""
+    over time. With ``asr_content`` it also reads Whisper's features of the same mel; with
+    ``vq_codes`` each frame of that code is then replaced by its nearest code (``self.vq``)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -174,8 +181,14 @@ class ContentEncoder(nn.Module):
                 + [nn.Conv1d(C, C, 2 * s, stride=s, padding=s // 2)]))
         self.last = nn.ModuleList([ResBlock(C, cfg.kernel, "in") for _ in range(cfg.blocks_per_stage)])
         self.out = nn.Conv1d(C, cfg.content_dim, 1)
+        self.vq = VectorQuantizer(cfg.vq_codes, cfg.content_dim, cfg.vq_beta) if cfg.vq_codes else None
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        z = self.continuous(mel)
+        return z if self.vq is None else self.vq(z)[0]
+
+    def continuous(self, mel: torch.Tensor) -> torch.Tensor:
+        """The code before any quantisation."""
         x = self.inp(mel)
         if self.cfg.asr_content:
             feats = whisper.features(mel * self.cfg.mel_std + self.cfg.mel_mean, self.cfg.asr_layers)
@@ -411,7 +424,9 @@ class VoiceConverter(nn.Module):
         ``swap_strength`` s > 1, with own + u * (other - own), u uniform in [1, s] per item.
         A model with frame attention recalls the frames of ``speaker_mel`` (the swap: the other item's)."""
         x = self._pad(self._batched(content_mel))
-        content = self.content_encoder(x)
+        content, vq_loss = self.content_encoder.continuous(x), None
+        if self.content_encoder.vq is not None:
+            content, vq_loss = self.content_encoder.vq(content)
         if self.training and self.cfg.content_noise > 0:
             content = content + self.cfg.content_noise * torch.randn_like(content)
         spk = self.speaker_encoder(self._batched(speaker_mel))
@@ -430,17 +445,19 @@ class VoiceConverter(nn.Module):
                 other = toward(heard, other, u.to(spk.dtype))
             other_ref = None if ref is None else ref.roll(swap_shift, 0)
             swapped = self.decoder(content, other, pitch, other_ref)[:, :, :T] * self.cfg.mel_std + self.cfg.mel_mean
-        return TrainOutput(out, content, spk, swapped)
+        return TrainOutput(out, content, spk, swapped, vq_loss)
 
 
 class TrainOutput(NamedTuple):
     """What one training pass gives (B batch, T frames):
     recon (B, n_mels, T), content (B, content_dim, T'/D), speaker (B, speaker_dim),
-    swapped (B, n_mels, T) or None: each content code decoded with another item's speaker."""
+    swapped (B, n_mels, T) or None: each content code decoded with another item's speaker,
+    vq_loss () or None: the quantiser's codebook and commitment terms, for a model with ``vq_codes``."""
     recon: torch.Tensor
     content: torch.Tensor
     speaker: torch.Tensor
     swapped: torch.Tensor | None
+    vq_loss: torch.Tensor | None = None
 
 
 def count_parameters(module: nn.Module) -> int:

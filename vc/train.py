@@ -33,6 +33,9 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      real segment given another speaker's d-vector is one more fake for it; ``lossy_band``: a
      segment of a lossy file (Ogg Opus, MP3) is no target from that mel band up (neither for the
      L1 nor as the critic's real example), so the decoder does not learn the codec's upper bands
+     with ``model.vq_codes``, the content code is vector-quantised (vc.quantize) and the
+     quantiser's codebook and commitment terms join the loss (its codebook starts at k-means
+     centroids of the first batches' content codes)
      (the loss of 1 and 3 is composed in vc.train_objective);
   4. the adversary (``clf_steps`` updates) and the critic take their own steps. A warm start's
      adversary is fresh; ``clf_pretrain`` trains it alone first, so that it pushes from step 0.
@@ -61,7 +64,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from . import discriminator, losses
+from . import discriminator, losses, quantize
 from .augment import perturb_speaker
 from .batches import StepBatches, step_loader, step_seed
 from .features import MelConfig
@@ -134,6 +137,8 @@ class Run:
         self.checkpoints = RunCheckpoints(self)
         if not (resume and self.checkpoints.resume()) and cfg.init_from:
             self.checkpoints.warm_start(cfg.init_from)
+        if self.step == 0 and self.model.content_encoder.vq is not None:   # before DDP shares rank 0's
+            self.init_codebook()
         if cfg.ema > 0 and self.ema is None:     # starts at the weights the run starts from
             self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         if self.rank == 0:
@@ -292,6 +297,22 @@ class Run:
             print(f"adversary pretrained on {n} batches: loss {loss.item():.2f} (chance "
                   f"{math.log(len(self.speakers)):.2f}), accuracy {acc:.0%} on the last")
         return {"loss/classifier": loss.item(), "adversary/accuracy": acc}
+
+    def init_codebook(self, batches: int = 16):
+        """A run's first step starts the quantiser's codebook (``model.vq_codes``) at k-means
+        centroids of the content codes of ``batches`` training batches (those of steps 0..), so
+        that every code stands for frames from the start (vc.quantize)."""
+        codes = []
+        for i in range(batches):
+            batch = self.draw(i)
+            with torch.no_grad(), self.autocast():
+                z = self.model.content_encoder.continuous(self.model._pad(self.content_input(batch)))
+            codes.append(z.float().transpose(1, 2).reshape(-1, z.shape[1]).cpu())
+        vq = self.model.content_encoder.vq
+        with torch.no_grad():
+            vq.codebook.copy_(quantize.kmeans(torch.cat(codes), vq.codebook.shape[0], seed=self.cfg.seed))
+        if self.rank == 0:
+            print(f"codebook: {vq.codebook.shape[0]} codes from k-means over {sum(map(len, codes))} content frames")
 
     # -- the loop ------------------------------------------------------------------------------
     def train(self, steps: int | None = None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from . import discriminator, losses
+from . import discriminator, losses, quantize
 from .model import instance_norm
 
 
@@ -54,7 +54,8 @@ class RunObjective:
         reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
         Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
-        + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the spectral detail
+        + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the quantiser's terms
+        (a model with ``vq_codes``) + the spectral detail
         of the reconstruction + the consonants' high bands (``obstruent_weight``, on ``obstruent_on``) + the critic's verdicts.
         With ``lossy_band``, segments of lossy files are no target in their upper bands and no real
         example for the critic (``self.lossless`` keeps which items are, for the critic's step)."""
@@ -82,6 +83,11 @@ class RunObjective:
         adv = losses.adversarial(logits, spk, cfg.adv_loss)
         m = {"loss/reconstruction": rec, "loss/adversarial": adv}
         loss = rec + lam * adv
+        if out.vq_loss is not None:      # the codebook follows the code, and the code stays near its codes
+            vq = r.model.content_encoder.vq
+            m["loss/vq"] = out.vq_loss
+            m["vq/perplexity"] = quantize.perplexity(vq.nearest(out.content), vq.codebook.shape[0])
+            loss = loss + out.vq_loss
         if cfg.detail_weight > 0:        # sharp harmonics, not their average
             m["loss/spectral_detail"] = d = losses.spectral_detail(out.recon, seg)
             loss = loss + cfg.detail_weight * d
