@@ -18,22 +18,33 @@ def test_kmeans_finds_separated_clusters():
 
 def test_each_frame_takes_its_nearest_code_and_gradients_pass_straight_through():
     vq = VectorQuantizer(codes=4, dim=3)
-    with torch.no_grad():
-        vq.codebook.copy_(torch.eye(4, 3) * 2)                      # codes on the axes, and the origin
+    vq.start(torch.eye(4, 3) * 2)                                   # codes on the axes, and the origin
     z = torch.tensor([[[1.8, 0.1, -0.2, 0.0], [0.1, 2.2, 0.0, 0.0], [0.0, 0.0, 1.5, 0.1]]],
                      requires_grad=True)                            # (B=1, D=3, T=4)
     vq.train()
     q, loss = vq(z)
-    assert torch.allclose(q.detach()[0].T, vq.codebook.detach()[[0, 1, 2, 3]])
+    assert torch.allclose(q.detach()[0].T, vq.codebook[[0, 1, 2, 3]])
     assert loss > 0
     (q * torch.arange(12.0).view(1, 3, 4)).sum().backward()
     assert torch.equal(z.grad, torch.arange(12.0).view(1, 3, 4))   # the identity for the encoder
-    vq.zero_grad()
     z.grad = None
-    vq(z)[1].backward()                                             # the codebook follows its frames
-    assert vq.codebook.grad.abs().sum() > 0 and z.grad.abs().sum() > 0
+    vq(z)[1].backward()                                             # the commitment pulls the frames
+    assert z.grad.abs().sum() > 0
     vq.eval()
     assert vq(z)[1] == 0
+
+
+def test_codes_follow_their_frames_and_a_code_no_frame_takes_restarts_at_a_frame():
+    vq = VectorQuantizer(codes=3, dim=2, decay=0.5, dead=0.1)
+    vq.start(torch.tensor([[0.0, 0.0], [4.0, 0.0], [50.0, 50.0]]))
+    frames = torch.tensor([[[1.0, 1.0, 3.0, 3.0], [0.0, 0.0, 0.0, 0.0]]])   # (B=1, D=2, T=4)
+    vq.update(frames)
+    assert torch.allclose(vq.codebook[0], torch.tensor([(0.5 * 0 + 0.5 * 2 * 1.0) / (0.5 + 0.5 * 2), 0.0]))
+    assert vq.codebook[0, 0] > 0 and vq.codebook[1, 0] < 4.0       # each moved toward its own frames
+    for _ in range(4):                                              # code 2 takes none: its count halves
+        vq.update(frames)
+    far = vq.codebook[2]
+    assert any(torch.allclose(far, f) for f in frames[0].T)         # ... and it restarted at a frame
 
 
 def test_perplexity_counts_the_codes_in_use():

@@ -426,7 +426,10 @@ class VoiceConverter(nn.Module):
         x = self._pad(self._batched(content_mel))
         content, vq_loss = self.content_encoder.continuous(x), None
         if self.content_encoder.vq is not None:
-            content, vq_loss = self.content_encoder.vq(content)
+            z = content
+            content, vq_loss = self.content_encoder.vq(z)
+            if self.training and torch.is_grad_enabled():   # a learning pass then moves the codes toward their frames
+                self.content_encoder.vq.update(z)
         if self.training and self.cfg.content_noise > 0:
             content = content + self.cfg.content_noise * torch.randn_like(content)
         spk = self.speaker_encoder(self._batched(speaker_mel))
@@ -452,7 +455,7 @@ class TrainOutput(NamedTuple):
     """What one training pass gives (B batch, T frames):
     recon (B, n_mels, T), content (B, content_dim, T'/D), speaker (B, speaker_dim),
     swapped (B, n_mels, T) or None: each content code decoded with another item's speaker,
-    vq_loss () or None: the quantiser's codebook and commitment terms, for a model with ``vq_codes``."""
+    vq_loss () or None: the quantiser's commitment term, for a model with ``vq_codes``."""
     recon: torch.Tensor
     content: torch.Tensor
     speaker: torch.Tensor

@@ -34,8 +34,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      segment of a lossy file (Ogg Opus, MP3) is no target from that mel band up (neither for the
      L1 nor as the critic's real example), so the decoder does not learn the codec's upper bands
      with ``model.vq_codes``, the content code is vector-quantised (vc.quantize) and the
-     quantiser's codebook and commitment terms join the loss (its codebook starts at k-means
-     centroids of the first batches' content codes)
+     quantiser's commitment term joins the loss (its codebook starts at k-means centroids of
+     the first batches' content codes and follows the codes by moving averages)
      (the loss of 1 and 3 is composed in vc.train_objective);
   4. the adversary (``clf_steps`` updates) and the critic take their own steps. A warm start's
      adversary is fresh; ``clf_pretrain`` trains it alone first, so that it pushes from step 0.
@@ -309,8 +309,7 @@ class Run:
                 z = self.model.content_encoder.continuous(self.model._pad(self.content_input(batch)))
             codes.append(z.float().transpose(1, 2).reshape(-1, z.shape[1]).cpu())
         vq = self.model.content_encoder.vq
-        with torch.no_grad():
-            vq.codebook.copy_(quantize.kmeans(torch.cat(codes), vq.codebook.shape[0], seed=self.cfg.seed))
+        vq.start(quantize.kmeans(torch.cat(codes), vq.codebook.shape[0], seed=self.cfg.seed).to(vq.codebook.device))
         if self.rank == 0:
             print(f"codebook: {vq.codebook.shape[0]} codes from k-means over {sum(map(len, codes))} content frames")
 

@@ -54,7 +54,7 @@ class RunObjective:
         reconstruction + lambda(step) * adversarial (the current adversary's verdict, its weights
         held fixed) + the cycle terms on a swap within the batch + the d-vector distillation + the
         Whisper content loss (``asr_weight``) on the reconstruction and, with ``asr_on_swap``, the swap
-        + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the quantiser's terms
+        + its word loss (``asr_words``) on the output(s) ``asr_words_on`` names + the quantiser's commitment
         (a model with ``vq_codes``) + the spectral detail
         of the reconstruction + the consonants' high bands (``obstruent_weight``, on ``obstruent_on``) + the critic's verdicts.
         With ``lossy_band``, segments of lossy files are no target in their upper bands and no real
@@ -83,7 +83,7 @@ class RunObjective:
         adv = losses.adversarial(logits, spk, cfg.adv_loss)
         m = {"loss/reconstruction": rec, "loss/adversarial": adv}
         loss = rec + lam * adv
-        if out.vq_loss is not None:      # the codebook follows the code, and the code stays near its codes
+        if out.vq_loss is not None:      # the code stays near its codes (which follow it: vc.quantize)
             vq = r.model.content_encoder.vq
             m["loss/vq"] = out.vq_loss
             m["vq/perplexity"] = quantize.perplexity(vq.nearest(out.content), vq.codebook.shape[0])
