@@ -12,8 +12,10 @@ learns by the straight-through estimator plus a commitment term that keeps its f
 codes. A run that starts from a model without the codebook fills it first from k-means over
 content codes of training batches (:func:`kmeans`, :meth:`VectorQuantizer.start`), so that every
 code starts where frames are. (A first version learned the codebook by gradient at the model's
-learning rate: in v13's recipe its codes moved too slowly to follow the encoder, and the codes in
-use fell from 164 to 71 of 256 in 150 steps.)
+learning rate, too slowly to follow the encoder: in v13's recipe with 256 codes, at step 150 of the
+same batches, its frames sat farther from their codes (mean squared distance 0.74 and rising,
+against 0.55), used fewer of them (perplexity 71 against 96) and were rebuilt worse (L1 0.89
+against 0.82).)
 """
 from __future__ import annotations
 
