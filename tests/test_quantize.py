@@ -2,7 +2,9 @@
 import pytest
 import torch
 
+from vc.model import ModelConfig, VoiceConverter
 from vc.quantize import VectorQuantizer, kmeans, perplexity
+from conftest import TINY
 
 
 def test_kmeans_finds_separated_clusters():
@@ -54,8 +56,6 @@ def test_perplexity_counts_the_codes_in_use():
 
 
 def test_a_quantised_models_codes_are_made_of_its_codebook_and_a_negative_size_is_refused():
-    from vc.model import ModelConfig, VoiceConverter
-    from conftest import TINY
     model = VoiceConverter(ModelConfig(**TINY, vq_codes=8)).eval()
     with torch.no_grad():
         code = model.encode(torch.randn(80, 60)).content[0]                # (content_dim, frames)

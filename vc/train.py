@@ -32,8 +32,8 @@ One step, on a batch of segments of ``batch_size // per_speaker`` speakers:
      each output should be (the reference's Resemblyzer d-vector, the swap's target's), and a
      real segment given another speaker's d-vector is one more fake for it; ``lossy_band``: a
      segment of a lossy file (Ogg Opus, MP3) is no target from that mel band up (neither for the
-     L1 nor as the critic's real example), so the decoder does not learn the codec's upper bands
-     with ``model.vq_codes``, the content code is vector-quantised (vc.quantize) and the
+     L1 nor as the critic's real example), so the decoder does not learn the codec's upper bands;
+     with ``model.vq_codes`` the content code is vector-quantised (vc.quantize) and the
      quantiser's commitment term joins the loss (its codebook starts at k-means centroids of
      the first batches' content codes and follows the codes by moving averages)
      (the loss of 1 and 3 is composed in vc.train_objective);
